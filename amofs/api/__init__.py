@@ -1,0 +1,1 @@
+"""L1: the Files API client — the only package that imports httpx."""
