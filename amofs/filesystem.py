@@ -57,8 +57,13 @@ class StatFs:
 
 
 class AmoFS:
-    """The mounted account. Create with an AmoClient and FsSettings; ``await start()`` before use,
-    ``await close()`` at unmount (waits for uploads in flight)."""
+    """The mounted account.
+
+    Lifecycle (mount.py): ``fs = AmoFS(client, cache_dir=…)``; ``await fs.start()`` (loads what it needs; may
+    raise AmoError = a start-up failure); ``await nursery.start(fs.run)`` (background work: deferred uploads,
+    cache upkeep; returns from ``start`` once running); serve FUSE; at unmount ``await fs.close()`` (waits for
+    uploads in flight, then makes ``run`` return).
+    """
 
     #: seconds the kernel may cache entries and attributes (consistent with the metadata cache TTL)
     entry_timeout: float
@@ -76,6 +81,9 @@ class AmoFS:
         raise NotImplementedError
 
     async def start(self) -> None:
+        raise NotImplementedError
+
+    async def run(self, *, task_status: object = None) -> None:
         raise NotImplementedError
 
     async def close(self) -> None:
