@@ -219,5 +219,5 @@ def errno_of(exc: BaseException) -> int:
     """The errno for an exception: its class's row in ``ERRNO``, or the nearest ancestor's; EIO otherwise."""
     for cls in type(exc).__mro__:
         if cls in ERRNO:
-            return ERRNO[cls]  # type: ignore[index]
+            return ERRNO[cls]
     return errno.EIO

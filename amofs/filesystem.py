@@ -1,19 +1,65 @@
 """AmoFS: the filesystem's semantics as plain async methods — the facade the FUSE adapter calls.
 
-INTERFACE STUB — the contract between the semantics layer and amofs.fuse_ops. Names are ``str`` (the adapter
-decodes bytes with ``os.fsdecode``, so invalid UTF-8 arrives as surrogate escapes), inodes are ``int``, and
-every method raises only ``AmoError`` subclasses (the adapter maps them with ``errors.errno_of``).
+Names are ``str`` (the adapter decodes with ``os.fsdecode``, so invalid UTF-8 arrives as surrogate escapes and
+is refused with EINVAL where it would reach the account), inodes are ``int``, and every method raises only
+``AmoError`` subclasses (the adapter maps them with ``errors.errno_of``). Nothing here imports pyfuse3.
+
+Owns: the handle table (one ``Handle`` per open fh: a RemoteReader or a shared LocalFile), the local overlay
+(files created through the mount and not in the account yet, and editor lock files that never go there), the
+table of what each Unix operation does in each folder (docs/SEMANTICS.md is its prose), and keeping the
+metadata cache right after every mutation made through the mount.
+
+Concurrency: pyfuse3 runs each request in its own trio task. State changes between awaits are atomic; an
+upload holds its LocalFile's lock; listings are fetched once for all concurrent askers (MetaCache).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import trio
+
+from amofs import names, views
 from amofs.api.client import AmoClient
+from amofs.api.models import FileModel
+from amofs.errors import (
+    AmoError,
+    BadHandle,
+    Exists,
+    InvalidName,
+    IsADirectory,
+    NoAttribute,
+    NoEntry,
+    NotADirectory,
+    NotFound,
+    NotPermitted,
+    NotSupported,
+    ProtocolError,
+    ReadOnly,
+)
+from amofs.inodes import ROOT_INODE, InodeTable
+from amofs.localfiles import CacheDir
+from amofs.metacache import Listing, MetaCache
+from amofs.reader import RemoteReader
+from amofs.writer import LocalFile, Uploader
 
-ROOT_INODE = 1  # pyfuse3.ROOT_INODE
+log = logging.getLogger(__name__)
+
+Key = tuple[Hashable, ...]
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+PENDING_GRACE = 3.0  # seconds a closed rename-temp file waits for its rename before it is uploaded as is
+XATTRS_FILE = ("user.amo.uuid", "user.amo.version_uuid", "user.amo.links")
+XATTRS_VERSION = ("user.amo.version_uuid", "user.amo.file_uuid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +102,19 @@ class StatFs:
     name_max: int = 255
 
 
+@dataclass
+class Handle:
+    ino: int
+    writable: bool
+    local: LocalFile | None = None
+    reader: RemoteReader | None = None
+    entries: list[tuple[str, Key]] | None = None  # a folder handle's snapshot
+
+
+def _ns(seconds: int | float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
 class AmoFS:
     """The mounted account.
 
@@ -75,102 +134,768 @@ class AmoFS:
         *,
         cache_dir: Path,
         cache_ttl: float = 60.0,
-        local_patterns: Sequence[str] = (),
+        local_patterns: Sequence[str] = names.DEFAULT_LOCAL_PATTERNS,
         content_cache_bytes: int = 2 << 30,
     ) -> None:
-        raise NotImplementedError
+        self.client = client
+        self.cache = MetaCache(cache_ttl)
+        self.ctx = views.Ctx(client, self.cache)
+        self.inodes = InodeTable()
+        self.dirs = CacheDir(cache_dir, content_cache_bytes)
+        self.uploader = Uploader(client, self.dirs, self._on_uploaded)
+        self.local_patterns = tuple(local_patterns)
+        self.entry_timeout = cache_ttl
+        self.attr_timeout = cache_ttl
+        self._local: dict[int, LocalFile] = {}  # inode → its local bytes (being written, pending, local-only)
+        self._overlay: dict[Key, dict[str, int]] = {}  # folder → names of local files not in the account
+        self._handles: dict[int, Handle] = {}
+        self._next_fh = 1
+        self._next_new = 1
+        self._kernel_version: dict[int, str] = {}  # inode → version whose pages the kernel may hold
+        self._pending: dict[int, float] = {}  # inode → when a closed rename-temp file is uploaded as is
+        self._started_ns = time.time_ns()
+        self._closed = trio.Event()
+        self._stats_cache: tuple[float, Any] | None = None
 
+    # --- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
-        raise NotImplementedError
+        self.dirs.prepare()
 
-    async def run(self, *, task_status: object = None) -> None:
-        raise NotImplementedError
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while not self._closed.is_set():
+            with trio.move_on_after(1.0):
+                await self._closed.wait()
+            await self._upload_due(trio.current_time())
 
     async def close(self) -> None:
-        raise NotImplementedError
+        """Upload what waits, then stop ``run``. Every upload in flight finishes first."""
+        n = len(self._pending) + len(self.uploader.in_flight)
+        if n:
+            log.warning("unmounting: waiting for %d upload(s) to finish", n)
+        await self._upload_due(float("inf"))
+        while self.uploader.in_flight:
+            await trio.sleep(0.05)
+        self._closed.set()
+        for h in list(self._handles.values()):
+            if h.reader is not None:
+                await h.reader.close()
 
-    # --- names and attributes -----------------------------------------------------------------------------
-    async def lookup(self, parent: int, name: str) -> Attr:
-        """Resolve a name and count one kernel lookup of the result."""
-        raise NotImplementedError
+    async def _upload_due(self, now: float) -> None:
+        for ino, due in list(self._pending.items()):
+            lf = self._local.get(ino)
+            if lf is None or lf.unlinked:
+                self._pending.pop(ino, None)
+                continue
+            if due <= now and lf.handles == 0:
+                self._pending.pop(ino, None)
+                with contextlib.suppress(AmoError):  # the uploader logged it, with where the bytes are kept
+                    await self.uploader.upload(lf)
+                self._drop_local_if_idle(ino)
 
-    def incref(self, ino: int) -> None:
-        """Count one kernel lookup (a readdirplus entry the kernel accepted)."""
-        raise NotImplementedError
+    # --- nodes and attributes -----------------------------------------------------------------------------
+    def _key(self, ino: int) -> Key:
+        key = self.inodes.key(ino)
+        if key is None:
+            raise NoEntry(f"inode {ino} is not known")
+        return key
 
-    def forget(self, items: Sequence[tuple[int, int]]) -> None:
-        raise NotImplementedError
+    def _dir_key(self, ino: int) -> Key:
+        key = self._key(ino)
+        if not views.is_dir_key(key):
+            raise NotADirectory()
+        return key
+
+    async def _model(self, uuid: str) -> FileModel:
+        m = self.cache.model(uuid)
+        if m is None:
+            try:
+                m = await self.client.get_file(uuid)
+            except NotFound:
+                raise NoEntry(f"file {uuid} is gone from the account") from None
+            self.cache.put(m)
+        return m
+
+    def _dir_attr(self, ino: int) -> Attr:
+        t = self._started_ns
+        return Attr(ino, True, 0, 0o755, 2, t, t, t)
+
+    def _local_attr(self, ino: int, lf: LocalFile) -> Attr:
+        t = lf.mtime_ns or self._started_ns
+        return Attr(ino, False, lf.size, 0o644, 1, t, t, t)
+
+    def _model_attr(self, ino: int, m: FileModel) -> Attr:
+        lf = self._local.get(ino)
+        if lf is not None and lf.loaded:
+            return self._local_attr(ino, lf)
+        mt, ct = _ns(m.updated_at), _ns(m.created_at)
+        return Attr(ino, False, lf.size if lf else m.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
+
+    def _attr_now(self, ino: int, key: Key) -> Attr | None:
+        """The attributes when they can be had without a request."""
+        if views.is_dir_key(key):
+            return self._dir_attr(ino)
+        lf = self._local.get(ino)
+        if key[0] == "new":
+            return self._local_attr(ino, lf) if lf else None
+        if key[0] == "file":
+            m = self.cache.model(str(key[1]))
+            if m is not None:
+                return self._model_attr(ino, m)
+            return self._local_attr(ino, lf) if lf and lf.loaded else None
+        if key[0] == "version":
+            v = self.ctx.versions.get(str(key[1]))
+            if v is not None:
+                t = _ns(v.created_at)
+                return Attr(ino, False, v.size, 0o444, 1, t, t, t)
+        return None
+
+    async def _attr(self, ino: int, key: Key) -> Attr:
+        a = self._attr_now(ino, key)
+        if a is not None:
+            return a
+        if key[0] == "file":
+            return self._model_attr(ino, await self._model(str(key[1])))
+        raise NoEntry()
 
     async def getattr(self, ino: int) -> Attr:
-        raise NotImplementedError
+        return await self._attr(ino, self._key(ino))
 
     async def setattr(self, ino: int, *, size: int | None = None, fh: int | None = None) -> Attr:
-        """Truncate when ``size`` is given; mode, owner and times are accepted and not kept."""
-        raise NotImplementedError
+        if size is not None:
+            h = self._handles.get(fh) if fh is not None else None
+            lf = h.local if h is not None and h.local is not None else await self._open_local(ino)
+            self.uploader.check_size(size)
+            if size != 0:
+                await lf.ensure_loaded(lambda fd: self._fetch_into(ino, fd))
+            lf.truncate(size)
+            if h is None:  # truncate(2) by path: no handle will flush it
+                lf.handles += 1
+                try:
+                    await self._flush_local(ino, lf)
+                finally:
+                    lf.handles -= 1
+                    self._drop_local_if_idle(ino)
+        return await self.getattr(ino)
+
+    # --- names --------------------------------------------------------------------------------------------
+    async def _resolve(self, parent: Key, name: str) -> Key | None:
+        """A child's key: the local overlay first, then the folder's listing, then dynamic names."""
+        ino = self._overlay.get(parent, {}).get(name)
+        if ino is not None:
+            return self._key(ino)
+        if parent == views.ROOT:
+            return views.ROOT_NAMES.get(name)
+        if self.cache.is_missing(parent, name):
+            return None
+        if parent in (views.VERSIONS, views.SEARCH, *views.ENTITY_ROOTS.values()):
+            key = await views.lookup_dynamic(self.ctx, parent, name)
+        else:
+            key = (await views.listing(self.ctx, parent)).names.get(name)
+        if key is None:
+            self.cache.set_missing(parent, name)
+        return key
+
+    async def lookup(self, parent: int, name: str) -> Attr:
+        pkey = self._dir_key(parent)
+        if name == "." or name == "..":
+            raise NoEntry()  # the kernel answers these itself
+        key = await self._resolve(pkey, name)
+        if key is None:
+            raise NoEntry()
+        ino = self.inodes.ino(key)
+        attr = await self._attr(ino, key)
+        self.inodes.lookup(ino)
+        return attr
+
+    def incref(self, ino: int) -> None:
+        self.inodes.lookup(ino)
+
+    def forget(self, items: Sequence[tuple[int, int]]) -> None:
+        for ino, n in items:
+            self.inodes.forget(ino, n)
 
     # --- folders ------------------------------------------------------------------------------------------
     async def opendir(self, ino: int) -> int:
-        raise NotImplementedError
+        pkey = self._dir_key(ino)
+        lst = await views.listing(self.ctx, pkey)
+        entries = list(lst.names.items())
+        overlay = self._overlay.get(pkey, {})
+        if overlay:
+            remote = {k: n for n, k in entries}
+            for name, lino in overlay.items():
+                lkey = self._key(lino)
+                if lkey not in remote:
+                    entries.append((name, lkey))
+        return self._new_handle(Handle(ino, False, entries=entries))
 
     async def readdir(self, fh: int, start_id: int) -> Sequence[DirEntry]:
-        """Entries after offset ``start_id`` (0 = from the start), snapshot taken at opendir."""
-        raise NotImplementedError
+        h = self._handle(fh)
+        if h.entries is None:
+            raise NotADirectory()
+        out: list[DirEntry] = []
+        for i in range(start_id, len(h.entries)):
+            name, key = h.entries[i]
+            ino = self.inodes.ino(key)
+            try:
+                attr = self._attr_now(ino, key) or await self._attr(ino, key)
+            except NoEntry:
+                continue  # gone since the listing was taken
+            out.append(DirEntry(name, attr, i + 1))
+        return out
 
     async def releasedir(self, fh: int) -> None:
-        raise NotImplementedError
+        self._handles.pop(fh, None)
 
     async def mkdir(self, parent: int, name: str) -> Attr:
-        raise NotImplementedError
+        pkey = self._dir_key(parent)
+        if await self._resolve(pkey, name) is not None:
+            raise Exists()
+        raise NotPermitted("the account has no folders; files live flat in files/")
 
     async def rmdir(self, parent: int, name: str) -> None:
-        raise NotImplementedError
+        pkey = self._dir_key(parent)
+        key = await self._resolve(pkey, name)
+        if key is None:
+            raise NoEntry()
+        if not views.is_dir_key(key):
+            raise NotADirectory()
+        raise NotPermitted("the mount's folders are fixed by the account's structure")
 
     async def symlink(self, parent: int, name: str, target: str) -> Attr:
-        raise NotImplementedError
+        self._dir_key(parent)
+        raise NotPermitted("the account cannot hold symbolic links")
 
-    # --- files --------------------------------------------------------------------------------------------
+    # --- handles ------------------------------------------------------------------------------------------
+    def _new_handle(self, h: Handle) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = h
+        return fh
+
+    def _handle(self, fh: int) -> Handle:
+        h = self._handles.get(fh)
+        if h is None:
+            raise BadHandle()
+        return h
+
+    async def _open_local(self, ino: int) -> LocalFile:
+        """The LocalFile of an inode, made for an existing account file on its first write."""
+        lf = self._local.get(ino)
+        if lf is not None:
+            return lf
+        key = self._key(ino)
+        if key[0] == "version":
+            raise ReadOnly("versions are read-only; mv one onto its file to make it active")
+        if key[0] != "file":
+            raise IsADirectory() if views.is_dir_key(key) else NoEntry()
+        m = await self._model(str(key[1]))
+        if m.is_trashed:
+            raise NotPermitted("a file in the trash cannot be written; restore it first")
+        lf = LocalFile(
+            self.dirs.new_spool(),
+            name=names.join(m.name, m.extension),
+            parent=views.FILES,
+            target_uuid=m.uuid,
+            size=m.size,
+            loaded=m.size == 0,
+        )
+        lf.mtime_ns = _ns(m.updated_at)
+        self._local[ino] = lf
+        return lf
+
     async def open(self, ino: int, flags: int) -> Opened:
-        raise NotImplementedError
+        key = self._key(ino)
+        if views.is_dir_key(key):
+            raise IsADirectory()
+        writable = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
+        if writable or ino in self._local:
+            lf = await self._open_local(ino) if writable else self._local[ino]
+            if writable and flags & os.O_TRUNC:
+                lf.truncate(0)
+            lf.handles += 1
+            self._kernel_version.pop(ino, None)
+            return Opened(self._new_handle(Handle(ino, writable, local=lf)))
+        if key[0] == "file":
+            m = await self._model(str(key[1]))
+            uuid = m.uuid
+
+            async def url() -> str:
+                cur = await self._model(uuid)
+                if not cur.download_url:
+                    raise ProtocolError(f"file {uuid} has no download link")
+                return cur.download_url
+
+            reader = RemoteReader(self.client, self.dirs, url=url, size=m.size, version_uuid=m.version_uuid)
+            version = m.version_uuid
+        elif key[0] == "version":
+            v = self.ctx.versions.get(str(key[1]))
+            if v is None or not v.download_url:
+                raise NoEntry()
+            link = v.download_url
+
+            async def vurl() -> str:
+                return link
+
+            reader = RemoteReader(self.client, self.dirs, url=vurl, size=v.size, version_uuid=v.uuid)
+            version = v.uuid
+        else:
+            raise NoEntry()
+        keep = self._kernel_version.get(ino) == version
+        self._kernel_version[ino] = version
+        return Opened(self._new_handle(Handle(ino, False, reader=reader)), keep_cache=keep)
 
     async def create(self, parent: int, name: str, flags: int) -> tuple[Opened, Attr]:
-        raise NotImplementedError
+        pkey = self._dir_key(parent)
+        names.check_component(name)
+        existing = await self._resolve(pkey, name)
+        if existing is not None:  # a stale kernel cache: open the existing file, truncated
+            if flags & os.O_EXCL:
+                raise Exists()
+            ino = self.inodes.ino(existing)
+            opened = await self.open(ino, (flags & ~os.O_ACCMODE) | os.O_RDWR | os.O_TRUNC)
+            self.inodes.lookup(ino)
+            return opened, await self.getattr(ino)
+        self._check_creatable(pkey)
+        local_only = names.is_local_only(name, self.local_patterns)
+        lf = LocalFile(
+            self.dirs.new_spool(),
+            name=names.unescape(name),
+            parent=pkey,
+            target_uuid=None,
+            local_only=local_only,
+        )
+        lf.touch()
+        key: Key = ("new", self._next_new)
+        self._next_new += 1
+        ino = self.inodes.ino(key)
+        self._local[ino] = lf
+        self._overlay.setdefault(pkey, {})[name] = ino
+        self.cache.clear_missing(pkey, name)
+        lf.handles += 1
+        self.inodes.lookup(ino)
+        fh = self._new_handle(Handle(ino, True, local=lf))
+        return Opened(fh), self._local_attr(ino, lf)
+
+    def _check_creatable(self, pkey: Key) -> None:
+        if pkey == views.FILES or views.entity_of(pkey) is not None:
+            return
+        if pkey == views.VERSIONS or pkey[1] in ("versions", "search"):
+            raise ReadOnly("this folder is read-only")
+        raise NotPermitted("files can be created in files/ and in entity folders only")
+
+    async def _fetch_into(self, ino: int, fd: int) -> int:
+        """Copy an account file's current bytes into ``fd`` (before a partial overwrite); return the size."""
+        key = self._key(ino)
+        m = await self._model(str(key[1]))
+        reader = RemoteReader(
+            self.client,
+            self.dirs,
+            url=lambda: self._download_url(m.uuid),
+            size=m.size,
+            version_uuid=m.version_uuid,
+        )
+        try:
+            off = 0
+            while off < m.size:
+                chunk = await reader.read(off, 1 << 20)
+                if not chunk:
+                    break
+                os.pwrite(fd, chunk, off)
+                off += len(chunk)
+        finally:
+            await reader.close()
+        return m.size
+
+    async def _download_url(self, uuid: str) -> str:
+        m = await self._model(uuid)
+        if not m.download_url:
+            raise ProtocolError(f"file {uuid} has no download link")
+        return m.download_url
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
-        raise NotImplementedError
+        h = self._handle(fh)
+        lf = h.local or self._local.get(h.ino)
+        if lf is not None:
+            await lf.ensure_loaded(lambda fd: self._fetch_into(h.ino, fd))
+            return lf.read(offset, size)
+        assert h.reader is not None
+        return await h.reader.read(offset, size)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
-        raise NotImplementedError
+        h = self._handle(fh)
+        if not h.writable or h.local is None:
+            raise BadHandle("not open for writing")
+        self.uploader.check_size(offset + len(data))
+        lf = h.local
+        if not lf.loaded:
+            await lf.ensure_loaded(lambda fd: self._fetch_into(h.ino, fd))
+        return lf.write(offset, data)
 
     async def flush(self, fh: int) -> None:
-        raise NotImplementedError
+        h = self._handle(fh)
+        if h.writable and h.local is not None:
+            await self._flush_local(h.ino, h.local)
 
     async def fsync(self, fh: int) -> None:
-        raise NotImplementedError
+        h = self._handle(fh)
+        if h.local is not None and h.local.dirty:
+            self._pending.pop(h.ino, None)
+            await self.uploader.upload(h.local)
+
+    async def _flush_local(self, ino: int, lf: LocalFile) -> None:
+        if not lf.dirty or lf.unlinked:
+            return
+        shown = self._shown_local(ino)
+        if lf.target_uuid is None and shown is not None and names.is_rename_temp(shown):
+            # rsync, GIO and editors write a temp file and rename it over the target: wait for the rename
+            self._pending[ino] = trio.current_time() + PENDING_GRACE
+            return
+        self._pending.pop(ino, None)
+        await self.uploader.upload(lf)
+
+    def _shown_local(self, ino: int) -> str | None:
+        lf = self._local.get(ino)
+        if lf is None:
+            return None
+        for name, i in self._overlay.get(lf.parent, {}).items():
+            if i == ino:
+                return name
+        return None
 
     async def release(self, fh: int) -> None:
-        raise NotImplementedError
+        h = self._handles.pop(fh, None)
+        if h is None:
+            return
+        if h.reader is not None:
+            await h.reader.close()
+        if h.local is not None:
+            h.local.handles -= 1
+            if h.ino in self._pending:
+                self._pending[h.ino] = trio.current_time() + PENDING_GRACE
+            else:
+                self._drop_local_if_idle(h.ino)
 
+    def _drop_local_if_idle(self, ino: int) -> None:
+        """Forget a LocalFile nobody writes: uploaded, failed (bytes kept under failed/), or unlinked."""
+        lf = self._local.get(ino)
+        if lf is None or lf.handles > 0 or ino in self._pending or (lf.local_only and not lf.unlinked):
+            return
+        if lf.dirty and not lf.unlinked and lf.failed_path is None:
+            return  # never drop bytes that are in no other place
+        del self._local[ino]
+        lf.close()
+        key = self.inodes.key(ino)
+        if key is not None and key[0] == "new":
+            self._remove_overlay(ino)
+
+    def _remove_overlay(self, ino: int) -> None:
+        for folder in self._overlay.values():
+            for name, i in list(folder.items()):
+                if i == ino:
+                    del folder[name]
+
+    async def _on_uploaded(self, lf: LocalFile, model: FileModel) -> None:
+        """An upload landed: the file leaves the overlay and joins the cached listings at once."""
+        self.cache.put(model)
+        ino = None
+        for i, other in self._local.items():
+            if other is lf:
+                ino = i
+                break
+        key = views.file_key(model.uuid)
+        if ino is not None and self.inodes.key(ino) != key:
+            self._remove_overlay(ino)
+            self.inodes.rekey(ino, key)
+        self._list_add(views.FILES, model)
+        ent = views.entity_of(lf.parent)
+        if ent is not None:
+            await self.client.link_files(ent[0], ent[1], [model.uuid])
+            self._list_add(lf.parent, model)
+        self.cache.drop_listing(views.VERSIONS)
+        self.cache.drop_listing(("dir", "versions", model.uuid))
+
+    def _list_add(self, folder: Key, model: FileModel) -> None:
+        lst = self.cache.listings.get(folder)
+        if lst is not None:
+            views.place(lst, model)
+        self.cache.clear_missing(folder, names.shown(model.name, model.extension))
+
+    def _list_remove(self, folder: Key, uuid: str) -> None:
+        lst = self.cache.listings.get(folder)
+        if lst is not None:
+            lst.remove(views.file_key(uuid))
+
+    # --- namespace operations -----------------------------------------------------------------------------
     async def unlink(self, parent: int, name: str) -> None:
-        raise NotImplementedError
+        pkey = self._dir_key(parent)
+        lino = self._overlay.get(pkey, {}).get(name)
+        if lino is not None:
+            self._discard_local(lino)
+            return
+        key = await self._resolve(pkey, name)
+        if key is None:
+            raise NoEntry()
+        if views.is_dir_key(key):
+            raise IsADirectory()
+        ent = views.entity_of(pkey)
+        if pkey == views.FILES:
+            uuid = str(key[1])
+            await self._delete(uuid)
+        elif ent is not None:
+            uuid = str(key[1])
+            await self.client.unlink_files(ent[0], ent[1], [uuid])
+            self._list_remove(pkey, uuid)
+        elif pkey == views.TRASH:
+            raise NotPermitted("the account has no permanent delete; files leave the trash after 30 days")
+        elif pkey[1] in ("versions", "search"):
+            raise ReadOnly("this folder is read-only")
+        else:
+            raise NotPermitted()
 
-    async def rename(self, old_parent: int, old_name: str, new_parent: int, new_name: str, flags: int) -> None:
-        raise NotImplementedError
+    async def _delete(self, uuid: str) -> None:
+        await self.client.delete_files([uuid])
+        m = self.cache.models.get(uuid)
+        self._list_remove(views.FILES, uuid)
+        self.cache.drop_listing(views.VERSIONS)
+        if m is not None:
+            trashed = dataclasses.replace(m, is_trashed=True, deleted_at=int(time.time()))
+            self.cache.put(trashed)
+            self._list_add(views.TRASH, trashed)
+        else:
+            self.cache.drop_listing(views.TRASH)
+        ino = self.inodes.find(views.file_key(uuid))
+        if ino is not None and ino in self._local:
+            self._local[ino].unlinked = True
+            self._drop_local_if_idle(ino)
+
+    def _discard_local(self, ino: int) -> None:
+        lf = self._local.get(ino)
+        self._remove_overlay(ino)
+        self._pending.pop(ino, None)
+        if lf is not None:
+            lf.unlinked = True
+            self._drop_local_if_idle(ino)
 
     async def link(self, ino: int, new_parent: int, new_name: str) -> Attr:
-        raise NotImplementedError
+        pkey = self._dir_key(new_parent)
+        key = self._key(ino)
+        ent = views.entity_of(pkey)
+        if key[0] != "file" or ent is None:
+            raise NotPermitted("only a file of files/ can be linked, and only into an entity folder")
+        m = await self._model(str(key[1]))
+        await self.client.link_files(ent[0], ent[1], [m.uuid])
+        self._list_add(pkey, m)
+        self.inodes.lookup(ino)
+        return await self.getattr(ino)
+
+    async def rename(
+        self, old_parent: int, old_name: str, new_parent: int, new_name: str, flags: int
+    ) -> None:
+        src_dir, dst_dir = self._dir_key(old_parent), self._dir_key(new_parent)
+        if flags & RENAME_EXCHANGE:
+            raise NotSupported("exchanging two names is not supported")
+        names.check_component(new_name)
+        src = await self._resolve(src_dir, old_name)
+        if src is None:
+            raise NoEntry()
+        if views.is_dir_key(src):
+            raise NotPermitted("the mount's folders cannot be moved")
+        dst = await self._resolve(dst_dir, new_name)
+        if dst is not None and views.is_dir_key(dst):
+            raise IsADirectory()
+        if dst is not None and flags & RENAME_NOREPLACE:
+            raise Exists()
+        if dst == src and src_dir == dst_dir:
+            return
+        src_ino = self.inodes.ino(src)
+        if src_ino in self._local and src[0] == "new":
+            await self._rename_local(src_ino, src_dir, old_name, dst_dir, new_name, dst)
+            return
+        ent_src, ent_dst = views.entity_of(src_dir), views.entity_of(dst_dir)
+        if src[0] == "version" and dst_dir == views.FILES:
+            await self._promote(src, dst)
+        elif src[0] != "file":
+            raise NotPermitted()
+        elif src_dir == views.TRASH and dst_dir == views.FILES:
+            await self._restore(str(src[1]), new_name, dst)
+        elif src_dir == views.FILES and dst_dir == views.FILES:
+            await self._rename_file(str(src[1]), new_name, dst)
+        elif src_dir == views.FILES and dst_dir == views.TRASH:
+            await self._delete(str(src[1]))
+        elif ent_dst is not None and (src_dir == views.FILES or ent_src is not None):
+            m = await self._model(str(src[1]))
+            await self.client.link_files(ent_dst[0], ent_dst[1], [m.uuid])
+            self._list_add(dst_dir, m)
+            if ent_src is not None and ent_src != ent_dst:
+                await self.client.unlink_files(ent_src[0], ent_src[1], [m.uuid])
+                self._list_remove(src_dir, m.uuid)
+        elif ent_src is not None and dst_dir == views.FILES:
+            m = await self._model(str(src[1]))
+            await self.client.unlink_files(ent_src[0], ent_src[1], [m.uuid])
+            self._list_remove(src_dir, m.uuid)
+            await self._rename_file(m.uuid, new_name, dst)
+        elif dst_dir[1] in ("versions", "search"):
+            raise ReadOnly("this folder is read-only")
+        else:
+            raise NotPermitted("the account has no such move")
+
+    async def _rename_local(
+        self, ino: int, src_dir: Key, old_name: str, dst_dir: Key, new_name: str, dst: Key | None
+    ) -> None:
+        """A file not in the account yet (just written, or a rename-temp) takes its final name."""
+        if dst_dir != src_dir:
+            self._check_creatable(dst_dir)
+        lf = self._local[ino]
+        self._overlay.get(src_dir, {}).pop(old_name, None)
+        if dst is not None:
+            dst_ino = self.inodes.ino(dst)
+            if dst[0] == "new":
+                self._discard_local(dst_ino)
+            elif dst[0] == "file":
+                lf.target_uuid = str(dst[1])  # the new bytes become a new version of the target
+        lf.name = names.unescape(new_name)
+        lf.parent = dst_dir
+        lf.local_only = names.is_local_only(new_name, self.local_patterns)
+        self._overlay.setdefault(dst_dir, {})[new_name] = ino
+        self.cache.clear_missing(dst_dir, new_name)
+        if lf.handles == 0 and not lf.local_only:
+            self._pending.pop(ino, None)
+            await self.uploader.upload(lf)
+            self._drop_local_if_idle(ino)
+
+    async def _rename_file(self, uuid: str, new_name: str, dst: Key | None) -> None:
+        m = await self._model(uuid)
+        full = names.unescape(new_name)
+        if dst is not None and dst[0] == "file":
+            # mv a b over an existing b: b gets a's bytes as a new version (history and links kept), a goes
+            await self._copy_as_version(m, str(dst[1]), full)
+            await self._delete(uuid)
+            return
+        if dst is not None and dst[0] == "new":
+            self._discard_local(self.inodes.ino(dst))
+        base, ext = names.split(full)
+        if ext == m.extension or (not m.extension and full == base):
+            new = await self.client.rename_file(uuid, base if m.extension else full)
+        else:
+            # the API's PATCH renames but keeps the extension: a new version carrying the new name changes it
+            new = await self._copy_as_version(m, uuid, full)
+        self._renamed(m, new)
+
+    def _renamed(self, old: FileModel, new: FileModel) -> None:
+        self.cache.put(new)
+        for folder in (views.FILES, *[k for k in self.cache.listings if views.entity_of(k)]):
+            lst = self.cache.listings.get(folder)
+            if lst is not None and views.file_key(old.uuid) in lst.by_key:
+                views.place(lst, new)
+
+    async def _copy_as_version(self, src: FileModel, target_uuid: str, full_name: str) -> FileModel:
+        spool = self.dirs.new_spool()
+        lf = LocalFile(
+            spool, name=full_name, parent=views.FILES, target_uuid=target_uuid, size=src.size, loaded=False
+        )
+        try:
+            src_ino = self.inodes.ino(views.file_key(src.uuid))
+            await lf.ensure_loaded(lambda fd: self._fetch_into(src_ino, fd))
+            lf.touch()
+            model = await self.uploader.upload(lf)
+        finally:
+            lf.close()
+        assert model is not None
+        return model
+
+    async def _restore(self, uuid: str, new_name: str, dst: Key | None) -> None:
+        restored = await self.client.restore_files([uuid])
+        m = next((r for r in restored if r.uuid == uuid), None) or await self.client.get_file(uuid)
+        self.cache.put(m)
+        self._list_remove(views.TRASH, uuid)
+        self.cache.drop_listing(views.VERSIONS)
+        if dst is None and new_name != names.shown(m.name, m.extension):
+            full = names.unescape(new_name)
+            m = await self.client.rename_file(uuid, names.split(full)[0] if m.extension else full)
+            self.cache.put(m)
+        # a name taken by a live file is never overwritten: the restored file takes its collision name
+        self._list_add(views.FILES, m)
+
+    async def _promote(self, src: Key, dst: Key | None) -> None:
+        v = self.ctx.versions.get(str(src[1]))
+        if v is None:
+            raise NoEntry()
+        if dst is None or dst[0] != "file" or str(dst[1]) != v.file_uuid:
+            raise InvalidName("a version can only be moved onto its own file's name in files/")
+        old = await self._model(v.file_uuid)
+        m = await self.client.set_active_version(v.file_uuid, v.uuid)
+        self._renamed(old, m)
+        self.cache.drop_listing(("dir", "versions", v.file_uuid))
 
     # --- extended attributes and the filesystem -----------------------------------------------------------
     async def getxattr(self, ino: int, name: str) -> bytes:
-        raise NotImplementedError
+        key = self._key(ino)
+        if key[0] == "file":
+            m = await self._model(str(key[1]))
+            if name == "user.amo.uuid":
+                return m.uuid.encode()
+            if name == "user.amo.version_uuid":
+                return m.version_uuid.encode()
+            if name == "user.amo.links":
+                links = await self.client.file_links(m.uuid)
+                return " ".join(f"{e.entity_type}/{e.id}" for e in links).encode()
+        elif key[0] == "version":
+            v = self.ctx.versions.get(str(key[1]))
+            if v is not None and name == "user.amo.version_uuid":
+                return v.uuid.encode()
+            if v is not None and name == "user.amo.file_uuid":
+                return v.file_uuid.encode()
+        raise NoAttribute()
 
     async def listxattr(self, ino: int) -> list[str]:
-        raise NotImplementedError
+        key = self._key(ino)
+        if key[0] == "file":
+            return list(XATTRS_FILE)
+        if key[0] == "version":
+            return list(XATTRS_VERSION)
+        return []
 
     async def setxattr(self, ino: int, name: str, value: bytes) -> None:
-        raise NotImplementedError
+        self._key(ino)
+        raise NotSupported("extended attributes are read-only")
 
     async def removexattr(self, ino: int, name: str) -> None:
-        raise NotImplementedError
+        self._key(ino)
+        raise NotSupported("extended attributes are read-only")
 
     async def statfs(self) -> StatFs:
-        raise NotImplementedError
+        bs = 4096
+        now = trio.current_time()
+        if self._stats_cache is None or now - self._stats_cache[0] > 60:
+            try:
+                stats = await self.client.drive_stats()
+            except AmoError:
+                stats = None
+            self._stats_cache = (now, stats)
+        stats = self._stats_cache[1]
+        if stats is not None and stats.limit > 0:
+            total, free = stats.limit, max(stats.limit - stats.used, 0)
+        else:
+            total = free = 1 << 50  # no quota known: a large free space (GIO hides sizes on a full disk)
+        return StatFs(bs, total // bs, free // bs, 1 << 32, 1 << 31)
+
+    # --- status -------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "uploads_in_flight": [
+                {"name": n, "sent": s, "total": t} for (n, s, t) in self.uploader.in_flight.values()
+            ],
+            "uploads_waiting": len(self._pending),
+            "uploaded": self.uploader.uploaded,
+            "upload_failures": self.uploader.failed,
+            "failed_files": [str(p) for p in self.dirs.failed_files()],
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
+            "content_cache_bytes": self.dirs.content_bytes,
+            "inodes": len(self.inodes),
+            "open_handles": len(self._handles),
+        }
+
+
+__all__ = ["ROOT_INODE", "AmoFS", "Attr", "DirEntry", "Listing", "Opened", "StatFs"]

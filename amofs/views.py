@@ -1,0 +1,199 @@
+"""The tree as folder views: each folder of the mount knows how to list itself and look a name up.
+
+    /                      Root          static: files trash versions leads contacts companies customers search
+    files/                 FilesDir      every live file            GET /v1.0/files (all pages)
+    trash/                 TrashDir      trashed files              GET /v1.0/files?filter[deleted]
+    versions/              VersionsRoot  files with several versions (from files/'s listing, no request);
+                                         any file uuid can be looked up (GET /v1.0/files/UUID)
+    versions/UUID/         VersionsDir   vNNN-NAME.EXT oldest first, and current-NAME.EXT
+                                                                    GET /v1.0/files/UUID/versions
+    leads/ … customers/    EntityRoot    the entities this mount has visited; any id can be looked up
+    leads/ID/              EntityDir     files linked to the entity GET /api/v4/leads/ID/files (+ models)
+    search/                SearchRoot    the terms searched in this mount; any term can be looked up
+    search/TERM/           SearchDir     GET /v1.0/files?filter[term]=TERM
+
+Owns the listing fetchers and the folder keys; every listing goes through ``MetaCache.single_flight`` so it
+is cached for the TTL and shared by concurrent callers. Which operations each folder allows, and what they
+do to the account, is the facade's (filesystem.py) rename/unlink/create table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from amofs import names
+from amofs.api.client import AmoClient, FileFilter
+from amofs.api.models import ENTITY_KINDS, FileModel, VersionModel
+from amofs.errors import NotFound
+from amofs.metacache import Listing, MetaCache
+
+Key = tuple[Hashable, ...]
+
+ROOT: Key = ("dir", "")
+FILES: Key = ("dir", "files")
+TRASH: Key = ("dir", "trash")
+VERSIONS: Key = ("dir", "versions")
+SEARCH: Key = ("dir", "search")
+ENTITY_ROOTS: dict[str, Key] = {k: ("dir", k) for k in ENTITY_KINDS}
+ROOT_NAMES: dict[str, Key] = {
+    "files": FILES,
+    "trash": TRASH,
+    "versions": VERSIONS,
+    **ENTITY_ROOTS,
+    "search": SEARCH,
+}
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_BATCH = 50  # uuids per filter[uuid] request when an entity folder needs models
+
+
+def file_key(uuid: str) -> Key:
+    return ("file", uuid)
+
+
+def version_key(version_uuid: str) -> Key:
+    return ("version", version_uuid)
+
+
+def is_dir_key(key: Key) -> bool:
+    return key[0] == "dir"
+
+
+def entity_of(key: Key) -> tuple[str, int] | None:
+    """(kind, id) when the key is an entity folder."""
+    if len(key) == 3 and key[0] == "dir" and key[1] in ENTITY_KINDS:
+        return str(key[1]), int(key[2])  # type: ignore[call-overload]
+    return None
+
+
+@dataclass
+class Ctx:
+    """What the views need: the client, the cache, and what this mount has visited."""
+
+    client: AmoClient
+    cache: MetaCache
+    versions: dict[str, VersionModel] = field(default_factory=dict)
+    entities: dict[str, set[int]] = field(default_factory=lambda: {k: set() for k in ENTITY_KINDS})
+    searches: set[str] = field(default_factory=set)
+
+
+def files_listing(ctx: Ctx, models: list[FileModel]) -> Listing:
+    for m in models:
+        ctx.cache.put(m)
+    return Listing.of({n: file_key(u) for n, u in names.assign(models).items()})
+
+
+async def listing(ctx: Ctx, key: Key) -> Listing:
+    """The listing of a folder (cached, single flight)."""
+    return await ctx.cache.single_flight(key, lambda: _fetch(ctx, key))
+
+
+async def _fetch(ctx: Ctx, key: Key) -> Listing:
+    c = ctx.client
+    if key == ROOT:
+        return Listing.of(dict(ROOT_NAMES))
+    if key == FILES:
+        return files_listing(ctx, await c.list_files())
+    if key == TRASH:
+        return files_listing(ctx, await c.list_files(FileFilter(deleted=True)))
+    if key == VERSIONS:
+        files = await listing(ctx, FILES)
+        out: dict[str, Key] = {}
+        for k in files.names.values():
+            m = ctx.cache.models.get(str(k[1]))
+            if m is not None and m.has_multiple_versions:
+                out[m.uuid] = ("dir", "versions", m.uuid)
+        return Listing.of(out)
+    if key == SEARCH:
+        return Listing.of({t: ("dir", "search", t) for t in sorted(ctx.searches)})
+    if key in ENTITY_ROOTS.values():
+        kind = str(key[1])
+        return Listing.of({str(i): ("dir", kind, i) for i in sorted(ctx.entities[kind])})
+    if len(key) == 3 and key[1] == "versions":
+        return await _fetch_versions(ctx, str(key[2]))
+    if len(key) == 3 and key[1] == "search":
+        return files_listing(ctx, await c.list_files(FileFilter(term=names.unescape(str(key[2])))))
+    ent = entity_of(key)
+    if ent is not None:
+        return await _fetch_entity(ctx, *ent)
+    raise NotFound(f"no such folder {key!r}")
+
+
+async def _fetch_versions(ctx: Ctx, file_uuid: str) -> Listing:
+    versions = sorted(await ctx.client.versions(file_uuid), key=lambda v: (v.created_at, v.uuid))
+    width = max(3, len(str(len(versions))))
+    lst = Listing()
+    for i, v in enumerate(versions, 1):
+        ctx.versions[v.uuid] = v
+        shown = names.escape(names.join(v.name, v.extension))
+        lst.add(names.fit(f"v{i:0{width}d}-{shown}", v.extension, v.uuid), version_key(v.uuid))
+    for v in versions:
+        if v.is_main:
+            # a second name for the active version: same node, so it is the same inode
+            shown = names.escape(names.join(v.name, v.extension))
+            lst.names[names.fit(f"current-{shown}", v.extension, v.uuid)] = version_key(v.uuid)
+    lst.extra["file_uuid"] = file_uuid
+    return lst
+
+
+async def _fetch_entity(ctx: Ctx, kind: str, entity_id: int) -> Listing:
+    links = await ctx.client.entity_files(kind, entity_id)
+    uuids = [link.file_uuid for link in links]
+    models: list[FileModel] = []
+    missing: list[str] = []
+    for u in uuids:
+        m = ctx.cache.models.get(u)
+        if m is None:
+            missing.append(u)
+        elif not m.is_trashed:
+            models.append(m)
+    for i in range(0, len(missing), UUID_BATCH):
+        got = await ctx.client.list_files(FileFilter(uuids=missing[i : i + UUID_BATCH]))
+        for m in got:
+            ctx.cache.put(m)
+        models.extend(got)
+    ctx.entities[kind].add(entity_id)
+    lst = Listing.of({n: file_key(u) for n, u in names.assign(models).items()})
+    lst.extra["links"] = set(uuids)
+    return lst
+
+
+async def lookup_dynamic(ctx: Ctx, parent: Key, name: str) -> Key | None:
+    """Names that need no listing to exist: versions/UUID, leads/ID, search/TERM."""
+    if parent == VERSIONS:
+        if not _UUID.match(name):
+            return None
+        key: Key = ("dir", "versions", name.lower())
+        if ctx.cache.listing(key) is None:
+            try:
+                await listing(ctx, key)
+            except NotFound:
+                return None
+        return key
+    if parent in ENTITY_ROOTS.values():
+        if not name.isdigit() or len(name) > 18 or (len(name) > 1 and name[0] == "0"):
+            return None
+        kind = str(parent[1])
+        key = ("dir", kind, int(name))
+        try:
+            await listing(ctx, key)
+        except NotFound:
+            return None
+        return key
+    if parent == SEARCH:
+        ctx.searches.add(name)
+        ctx.cache.drop_listing(SEARCH)
+        return ("dir", "search", name)
+    return None
+
+
+def place(lst: Listing, model: FileModel) -> str:
+    """Add a file to a cached listing under the name the collision rule gives it there; return the name."""
+    key = file_key(model.uuid)
+    plain = names.fit(names.shown(model.name, model.extension), model.extension, model.uuid)
+    holder = lst.names.get(plain)
+    name = plain if holder is None or holder == key else names.with_suffix(plain, model.extension, model.uuid)
+    lst.add(name, key)
+    return name
