@@ -41,23 +41,6 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
-#: Names that stay on the local disk and are never uploaded: editor lock, swap and backup files that would
-#: otherwise flood the account (and its trash) with short-lived files. Matched with ``fnmatch`` (case
-#: sensitive) against the last path component only. See docs/CONFIGURATION.md for why each is here.
-DEFAULT_LOCAL_PATTERNS: tuple[str, ...] = (
-    ".~lock.*#",  # LibreOffice lock file
-    "~$*",  # Microsoft Office owner file
-    ".*.swp",  # vim swap files
-    ".*.swo",
-    ".*.swn",
-    ".*.swx",  # vim's probe for a writable folder
-    "4913",  # vim's other probe: created and removed at once on every :w
-    "#*#",  # Emacs auto-save file
-    ".#*",  # Emacs lock (a symlink)
-    "*~",  # editor backup copies (the account keeps versions instead)
-    ".goutputstream-*",  # GIO safe-save temp file, renamed over the real name when complete
-)
-
 ENV_PREFIX = "AMOFS_"
 
 
@@ -84,7 +67,7 @@ class Settings:
     umask: int | None = None  # None: the mounting process's umask
     rate: float = 7.0  # requests per second, both hosts together
     poll_interval: float = 0.0  # seconds between checks for remote changes; 0 = only on cache expiry
-    local_patterns: tuple[str, ...] = DEFAULT_LOCAL_PATTERNS
+    local_patterns: tuple[str, ...] | None = None  # None: amofs.names.DEFAULT_LOCAL_PATTERNS
     # OAuth: with these the access token is refreshed and the new pair saved to the config file
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)

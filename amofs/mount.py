@@ -1,0 +1,413 @@
+"""The life of one mount: check the mount point, connect, mount, serve, unmount, and the daemon's readiness.
+
+Owns: the start-up sequence (client → account check → ``AmoFS.start`` → ``nursery.start(fs.run)`` →
+``pyfuse3.init`` → ``pyfuse3.main``), the one trio nursery everything long-running lives in, the teardown
+order (an ``AsyncExitStack``: remove the pid file, unmount, ``fs.close()`` which waits for uploads in flight,
+stop the background work, close the client), SIGINT/SIGTERM → ``pyfuse3.terminate()``, the daemon fork and
+its readiness pipe, the pid file ``amofs umount`` waits on, and the read-ahead of the mount's bdi.
+
+Teardown unmounts *before* waiting for uploads: once ``pyfuse3.main`` has returned nobody answers the kernel,
+so a mount left in place would hang every process that touches it while uploads finish.
+
+Must not: print (the command line does; this module raises ``UsageError`` or ``AmoError`` with one-line
+messages and logs), import the emulator (only ``amofs.cli`` may), or log a token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyfuse3
+import trio
+
+from amofs.api.auth import OAuthTokens, StaticToken
+from amofs.api.client import AmoClient, TokenSource
+from amofs.config import Settings, UsageError, runtime_dir, save_tokens
+from amofs.errors import AmoError, AuthError, Blocked, Forbidden, NotFound, ProtocolError, Unavailable
+from amofs.filesystem import AmoFS
+from amofs.fuse_ops import Operations
+from amofs.names import DEFAULT_LOCAL_PATTERNS
+
+log = logging.getLogger(__name__)
+
+FSNAME = "amofs"
+READ_AHEAD_KB = 1024  # the kernel's default for FUSE is 128 KiB; downloads stream far better with more
+READY = b"ready\n"
+
+
+# --- the mount point --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of /proc/self/mountinfo."""
+
+    mountpoint: str
+    fstype: str
+    major: int
+    minor: int
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mounts() -> list[MountEntry]:
+    out = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            major, _, minor = fields[2].partition(":")
+            out.append(MountEntry(_unescape(fields[4]), right.split()[0], int(major), int(minor)))
+    return out
+
+
+def find_mount(path: Path) -> MountEntry | None:
+    """The topmost mount at exactly ``path``, or None."""
+    found = [m for m in mounts() if m.mountpoint == str(path)]
+    return found[-1] if found else None
+
+
+def absolute(path: str | os.PathLike[str]) -> Path:
+    """An absolute path with symlinks of its *parent* resolved, without touching the last component (which
+    may be a dead FUSE mount that answers every stat with ENOTCONN)."""
+    p = Path(os.path.abspath(path))
+    return Path(os.path.realpath(p.parent)) / p.name if p.name else p
+
+
+def check_mountpoint(path: str | os.PathLike[str]) -> Path:
+    """The mount point as an absolute path, or UsageError saying in one line why it cannot be used."""
+    p = absolute(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise UsageError(f"mount point {p} does not exist (create it with: mkdir -p {p})") from None
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            raise UsageError(
+                f"{p} is a stale FUSE mount (its process has ended); clear it with: fusermount3 -uz {p}"
+            ) from None
+        raise UsageError(f"mount point {p}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"mount point {p} is not a directory")
+    if find_mount(p) is not None:
+        raise UsageError(f"{p} is already mounted (unmount it first: amofs umount {p})")
+    return p
+
+
+def fuse_options(settings: Settings) -> set[str]:
+    opts = {f"fsname={FSNAME}", f"subtype={FSNAME}", "default_permissions", "noatime"}
+    if settings.allow_other:
+        opts.add("allow_other")
+    if settings.debug:
+        opts.add("debug")
+    return opts
+
+
+def tune_read_ahead(path: Path, kb: int = READ_AHEAD_KB) -> None:
+    """Raise the read-ahead of the mount's bdi (best effort: needs root or a writable sysfs)."""
+    entry = find_mount(path)
+    if entry is None:
+        log.info("read-ahead not raised: %s is not in the mount table", path)
+        return
+    knob = Path(f"/sys/class/bdi/{entry.major}:{entry.minor}/read_ahead_kb")
+    try:
+        knob.write_text(f"{kb}\n")
+    except OSError as e:
+        log.info("read-ahead not raised (%s: %s)", knob, e.strerror)
+    else:
+        log.debug("read-ahead of %s set to %d KiB", path, kb)
+
+
+# --- the pid file amofs umount waits on -------------------------------------------------------------------
+
+
+def pidfile_path(mountpoint: Path) -> Path:
+    digest = hashlib.sha256(os.fsencode(mountpoint)).hexdigest()[:16]
+    return runtime_dir() / f"{digest}.pid"
+
+
+def _write_pidfile(mountpoint: Path) -> Path | None:
+    path = pidfile_path(mountpoint)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(f"{os.getpid()}\n{mountpoint}\n", encoding="utf-8", errors="surrogateescape")
+    except OSError as e:
+        log.warning("cannot write the pid file %s (%s); amofs umount will not wait for uploads", path, e)
+        return None
+    return path
+
+
+def _remove_pidfile(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def serving_pid(mountpoint: Path) -> int | None:
+    """The pid of the amofs process serving ``mountpoint``, from its pid file (checked to still be amofs)."""
+    try:
+        pid_line, where = pidfile_path(mountpoint).read_text(errors="surrogateescape").splitlines()[:2]
+        pid = int(pid_line)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            alive_as_amofs = b"amofs" in f.read()
+    except (OSError, ValueError):
+        return None
+    return pid if alive_as_amofs and where == str(mountpoint) else None
+
+
+# --- serving ----------------------------------------------------------------------------------------------
+
+
+def _auth(settings: Settings) -> TokenSource:
+    if settings.has_oauth:
+        assert settings.account_url and settings.client_id and settings.client_secret
+        if not settings.redirect_uri:
+            raise UsageError("OAuth refresh needs redirect_uri (the integration's redirect URL) in the profile")
+        profile, path = settings.profile, settings.config_path
+
+        def save(tokens: dict[str, Any]) -> None:
+            save_tokens(
+                profile,
+                {"token": tokens["access_token"], "refresh_token": tokens.get("refresh_token")},
+                path=path,
+            )
+
+        return OAuthTokens(
+            settings.account_url,
+            settings.client_id,
+            settings.client_secret,
+            settings.redirect_uri,
+            settings.token or "",
+            settings.refresh_token,
+            save,
+        )
+    if settings.token:
+        return StaticToken(settings.token)
+    raise UsageError("no access token: give --token, set AMOFS_TOKEN, or put one in the config profile")
+
+
+def _startup_failure(e: AmoError, settings: Settings) -> UsageError:
+    """A start-up AmoError as one line that says what to check."""
+    url = settings.account_url
+    if isinstance(e, AuthError):
+        return UsageError(f"{url} refused the access token ({e}); check --token or log in again")
+    if isinstance(e, Blocked):
+        return UsageError(f"{url} blocks this client ({e})")
+    if isinstance(e, Forbidden):
+        return UsageError(f"{url}: the token lacks a needed scope ({e})")
+    if isinstance(e, NotFound | ProtocolError):
+        return UsageError(f"{url} does not answer like an amoCRM account ({e}); check --account-url")
+    if isinstance(e, Unavailable):
+        return UsageError(f"cannot reach {url} ({e}); check --account-url and the network")
+    return UsageError(f"cannot start: {e}")
+
+
+async def _watch_signals(signals: Any) -> None:
+    first = True
+    async for signum in signals:
+        if first:
+            log.info("%s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            first = False
+        else:
+            log.warning("still finishing uploads before exit; SIGKILL would lose what they carry")
+
+
+async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] | None = None) -> None:
+    """Mount ``settings``' account at ``mountpoint`` and serve it until unmounted or signalled.
+
+    ``ready`` is called once the kernel mount exists. Start-up failures raise UsageError (one line)."""
+    assert settings.account_url, "load_settings/cli ensure an account URL"
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            AmoClient(settings.account_url, auth=_auth(settings), drive_url=settings.drive_url, rate=settings.rate)
+        )
+        fs = AmoFS(
+            client,
+            cache_dir=settings.cache_dir,
+            cache_ttl=settings.cache_ttl,
+            local_patterns=(DEFAULT_LOCAL_PATTERNS if settings.local_patterns is None else settings.local_patterns),
+        )
+        try:
+            if not settings.drive_url:
+                log.debug("drive host: %s", await client.discover_drive_url())
+            await fs.start()
+        except AmoError as e:
+            raise _startup_failure(e, settings) from e
+
+        # exits run bottom-up: unmount, then (signals still watched) wait for uploads, then stop the rest
+        signals = stack.enter_context(trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        await nursery.start(fs.run)
+        watcher = trio.CancelScope()
+        stack.callback(watcher.cancel)
+        stack.push_async_callback(_close_fs, fs)
+
+        uid, gid = settings.uid, settings.gid
+        ops = Operations(
+            fs,
+            uid=os.getuid() if uid is None else uid,
+            gid=os.getgid() if gid is None else gid,
+            umask=_process_umask() if settings.umask is None else settings.umask,
+        )
+        try:
+            pyfuse3.init(ops, str(mountpoint), fuse_options(settings))
+        except RuntimeError as e:
+            raise UsageError(f"cannot mount at {mountpoint} ({e}; see the message above)") from e
+        stack.callback(_unmount_now, mountpoint)
+        stack.callback(_remove_pidfile, _write_pidfile(mountpoint))
+        tune_read_ahead(mountpoint)
+
+        async def watch() -> None:
+            with watcher:
+                await _watch_signals(signals)
+
+        nursery.start_soon(watch)
+        log.info("mounted %s at %s", settings.account_url, mountpoint)
+        if ready is not None:
+            ready()
+        await pyfuse3.main()
+        log.info("unmounting %s", mountpoint)
+
+
+def _process_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _unmount_now(mountpoint: Path) -> None:
+    try:
+        pyfuse3.close(unmount=True)
+    except Exception:
+        log.exception("unmounting %s failed", mountpoint)
+
+
+async def _close_fs(fs: AmoFS) -> None:
+    log.info("waiting for uploads in flight to finish")
+    with trio.CancelScope(shield=True):
+        await fs.close()
+    log.info("all uploads finished")
+
+
+def run(mountpoint: Path, settings: Settings, ready: Callable[[], None] | None = None) -> None:
+    """``serve`` in a fresh trio run (blocking)."""
+    trio.run(serve, mountpoint, settings, ready)
+
+
+# --- daemon mode ------------------------------------------------------------------------------------------
+
+
+def daemonize(child: Callable[[Callable[[], None]], int]) -> int:
+    """Fork; the child runs ``child(ready)`` in a new session and never returns here; the parent returns 0
+    once the child called ``ready()``, else the child's exit status (the child has printed its error line to
+    the shared stderr). ``ready()`` detaches the child's stdin/stdout/stderr (use --log-file for logs)."""
+    r, w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(r)
+            os.setsid()
+            os.chdir("/")
+            code = child(lambda: _signal_ready(w))
+        finally:
+            os._exit(code)
+    os.close(w)
+    return _wait_ready(r, pid)
+
+
+def _signal_ready(fd: int) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(null, std)
+    os.close(null)
+    os.write(fd, READY)
+    os.close(fd)
+
+
+def _wait_ready(fd: int, pid: int) -> int:
+    try:
+        with os.fdopen(fd, "rb") as f:
+            said = f.read(len(READY))
+        if said == READY:
+            return 0
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        return 128 - code if code < 0 else code or 1
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        return 130
+
+
+# --- amofs umount -----------------------------------------------------------------------------------------
+
+
+def unmount(path: str | os.PathLike[str], *, wait: float = 3600.0, notice_after: float = 2.0) -> None:
+    """``fusermount3 -u`` an amofs mount, then wait until its process has finished (uploads included)."""
+    p = absolute(path)
+    entry = find_mount(p)
+    if entry is None:
+        raise UsageError(f"{p} is not mounted")
+    if entry.fstype != f"fuse.{FSNAME}":
+        raise UsageError(f"{p} is not an amofs mount (it is {entry.fstype})")
+    pid = serving_pid(p)
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    if tool is None:
+        raise UsageError("fusermount3 not found (install the fuse3 package)")
+    try:
+        res = subprocess.run([tool, "-u", str(p)], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{tool} -u {p} did not finish in 120 s") from None
+    if res.returncode != 0:
+        why = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise UsageError(f"cannot unmount {p}: {why}")
+    if pid is not None:
+        _wait_gone(pid, wait, notice_after)
+
+
+def _wait_gone(pid: int, wait: float, notice_after: float) -> None:
+    start = time.monotonic()
+    noticed = False
+    for _ in _polls(start + wait):
+        if not _alive(pid):
+            return
+        if not noticed and time.monotonic() - start > notice_after:
+            print(f"amofs: waiting for process {pid} to finish its uploads", file=sys.stderr, flush=True)
+            noticed = True
+    raise UsageError(f"unmounted, but process {pid} is still running after {wait:.0f} s")
+
+
+def _polls(deadline: float) -> Iterator[None]:
+    while time.monotonic() < deadline:
+        yield
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
