@@ -231,9 +231,7 @@ _STATUS_ERRORS: dict[int, type[ApiError]] = {
 }
 
 
-def error_for_status(
-    status: int, method: str, path: str, body: bytes = b"", *, part: bool = False
-) -> ApiError:
+def error_for_status(status: int, method: str, path: str, body: bytes = b"", *, part: bool = False) -> ApiError:
     """The one mapping from an HTTP failure to an ``AmoError``: 400 BadRequest, 401 AuthError, 403 Forbidden
     (Blocked when the body is not JSON: the nginx block page), 404 NotFound (SessionGone on an upload
     ``part``), 409 Conflict, 413 TooLarge, 429 RateLimited, 5xx Unavailable, any other 4xx BadRequest.
@@ -363,7 +361,7 @@ class HttpDownload:
         self.start = start
         self.length = _body_length(response)
         self._resp = response
-        self._it: AsyncIterator[bytes] | None = response.aiter_raw()
+        self._it: AsyncIterator[bytes] | None = _raw_chunks(response)
         self._pending: list[bytes] = []
         self._pending_len = 0
         self._received = 0
@@ -670,9 +668,7 @@ class AmoClient:
                     if replay_safe and attempt < retries:
                         attempt += 1
                         delay = await self._backoff(attempt, None)
-                        log.warning(
-                            "%s %s: body cut (%s); retry after %.1fs", method, path, type(exc).__name__, delay
-                        )
+                        log.warning("%s %s: body cut (%s); retry after %.1fs", method, path, type(exc).__name__, delay)
                         continue
                     raise Unavailable(
                         f"the answer was cut off ({type(exc).__name__})", method=method, path=path
@@ -694,15 +690,23 @@ class AmoClient:
 
             if status == 401 and refresh_on_401 and token is not None and not refreshed:
                 refreshed = True
-                await self._refresh(token)
+                try:
+                    await self._refresh(token)
+                except AuthError as exc:
+                    first = error_for_status(status, method, path, body)
+                    raise AuthError(
+                        f"{first.message} — {exc.message}",
+                        status=status,
+                        method=method,
+                        path=path,
+                        detail=first.detail,
+                    ) from exc
                 continue
 
             err = error_for_status(status, method, path, body, part=part)
             if isinstance(err, Blocked):
                 self._blocked = err
-                log.error(
-                    "%s %s: HTTP 403 with a non-JSON page: IP blocked; stopping all requests", method, path
-                )
+                log.error("%s %s: HTTP 403 with a non-JSON page: IP blocked; stopping all requests", method, path)
                 raise err
 
             if status == 429 or status >= 500:
@@ -737,9 +741,7 @@ class AmoClient:
         if not body.strip():
             raise ProtocolError(f"{method} {path}: HTTP {resp.status_code} with an empty body, JSON expected")
         if "html" in ctype or body.lstrip()[:1] == b"<":
-            raise ProtocolError(
-                f"{method} {path}: HTTP {resp.status_code} answered an HTML page, JSON expected"
-            )
+            raise ProtocolError(f"{method} {path}: HTTP {resp.status_code} answered an HTML page, JSON expected")
         try:
             return cast(object, json.loads(body))
         except ValueError as exc:
@@ -805,9 +807,7 @@ class AmoClient:
                 data = await self._get_json(url, kind="entity_files", params=params)
             except BadRequest:
                 if before_id is None and limit // 2 >= MIN_PAGE_SIZE:
-                    log.warning(
-                        "GET %s: limit=%d refused with 400; trying %d", safe_path(url), limit, limit // 2
-                    )
+                    log.warning("GET %s: limit=%d refused with 400; trying %d", safe_path(url), limit, limit // 2)
                     limit //= 2
                     continue
                 raise
@@ -1089,19 +1089,31 @@ class AmoClient:
 
 async def _read_bounded(resp: httpx.Response, limit: int) -> bytes:
     buf = bytearray()
-    async for chunk in resp.aiter_raw():
+    async for chunk in _raw_chunks(resp):
         buf += chunk
         if len(buf) >= limit:
             break
     return bytes(buf[:limit])
 
 
+def _raw_chunks(resp: httpx.Response) -> AsyncIterator[bytes]:
+    """``resp.aiter_raw()``, or the body itself when it was already read (a response built in memory)."""
+    try:
+        content = resp.content
+    except httpx.ResponseNotRead:
+        return resp.aiter_raw()
+    return _once(content)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
 def _check_length(resp: httpx.Response, method: str, path: str) -> None:
     expected = _body_length(resp)
     if expected is not None and len(resp.content) != expected:
-        raise ProtocolError(
-            f"{method} {path}: body is {len(resp.content)} bytes, Content-Length says {expected}"
-        )
+        raise ProtocolError(f"{method} {path}: body is {len(resp.content)} bytes, Content-Length says {expected}")
 
 
 def _embedded(data: object, key: str, method: str, url: str) -> list[object]:
