@@ -27,10 +27,10 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyfuse3
 import trio
@@ -219,6 +219,32 @@ def _startup_failure(e: AmoError, settings: Settings) -> UsageError:
     return UsageError(f"cannot start: {e}")
 
 
+async def _check_account(settings: Settings, auth: TokenSource) -> str:
+    """One request that proves the URLs and the token before anything is mounted: the drive host's discovery
+    (``GET /api/v4/account``), or with ``--drive-url`` the first page of the file list. Retries little, so a
+    wrong URL fails in seconds. Returns the drive host's URL."""
+    assert settings.account_url
+    try:
+        async with AmoClient(
+            settings.account_url, auth=auth, drive_url=settings.drive_url, rate=settings.rate, **_PROBE
+        ) as probe:
+            drive = await probe.discover_drive_url()
+            if settings.drive_url:
+                pages = probe.iter_files()
+                try:
+                    async for _ in pages:
+                        break
+                finally:
+                    await cast("AsyncGenerator[object, None]", pages).aclose()
+    except AmoError as e:
+        raise _startup_failure(e, settings) from e
+    log.debug("account %s, drive %s", settings.account_url, drive)
+    return drive
+
+
+_PROBE: dict[str, Any] = {"max_retries": 1, "timeout": 20.0}
+
+
 async def _watch_signals(signals: Any) -> None:
     first = True
     async for signum in signals:
@@ -235,19 +261,20 @@ async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] 
 
     ``ready`` is called once the kernel mount exists. Start-up failures raise UsageError (one line)."""
     assert settings.account_url, "load_settings/cli ensure an account URL"
+    auth = _auth(settings)
+    drive_url = await _check_account(settings, auth)
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
-            AmoClient(settings.account_url, auth=_auth(settings), drive_url=settings.drive_url, rate=settings.rate)
+            AmoClient(settings.account_url, auth=auth, drive_url=drive_url, rate=settings.rate)
         )
+        patterns = DEFAULT_LOCAL_PATTERNS if settings.local_patterns is None else settings.local_patterns
         fs = AmoFS(
             client,
             cache_dir=settings.cache_dir,
             cache_ttl=settings.cache_ttl,
-            local_patterns=(DEFAULT_LOCAL_PATTERNS if settings.local_patterns is None else settings.local_patterns),
+            local_patterns=patterns,
         )
         try:
-            if not settings.drive_url:
-                log.debug("drive host: %s", await client.discover_drive_url())
             await fs.start()
         except AmoError as e:
             raise _startup_failure(e, settings) from e
@@ -301,10 +328,9 @@ def _unmount_now(mountpoint: Path) -> None:
 
 
 async def _close_fs(fs: AmoFS) -> None:
-    log.info("waiting for uploads in flight to finish")
     with trio.CancelScope(shield=True):
         await fs.close()
-    log.info("all uploads finished")
+    log.debug("filesystem closed")
 
 
 def run(mountpoint: Path, settings: Settings, ready: Callable[[], None] | None = None) -> None:
