@@ -214,9 +214,7 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config", env) / "amofs" / "config.toml"
 
 
-def default_cache_dir(
-    profile: str | None, account_url: str | None, env: Mapping[str, str] | None = None
-) -> Path:
+def default_cache_dir(profile: str | None, account_url: str | None, env: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CACHE_HOME/amofs/<profile, else the account's host, else "default">``."""
     label = profile or (urlsplit(account_url).hostname if account_url else None) or "default"
     label = re.sub(r"[^A-Za-z0-9._-]", "_", label).lstrip(".") or "default"

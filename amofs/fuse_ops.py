@@ -108,9 +108,7 @@ class Operations(pyfuse3.Operations):
     # --- names and attributes -----------------------------------------------------------------------------
 
     @_errno
-    async def lookup(
-        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
+    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self.entry(await self.fs.lookup(parent_inode, os.fsdecode(name)))
 
     @_errno
