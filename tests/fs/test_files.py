@@ -1,0 +1,286 @@
+"""files/: listing, stat, read, write, overwrite, rename, unlink — outcomes checked in the emulator's storage."""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+import pytest
+
+from amofs.errors import AmoError, Exists, FileTooBig, NoEntry, NotPermitted, errno_of
+from amofs.filesystem import AmoFS
+
+from .conftest import P, by_name
+
+
+async def test_listing_shows_names_with_extension_and_escapes(emulator: Any, p: P) -> None:
+    emulator.seed_file("Договор поставки.pdf", b"%PDF-1.4 x")
+    emulator.seed_file("Акт 01/2024.pdf", b"act")
+    emulator.seed_file("README", b"no extension")
+    assert await p.ls("files") == ["README", "Акт 01／2024.pdf", "Договор поставки.pdf"]
+    assert await p.read("files/Акт 01／2024.pdf") == b"act"
+
+
+async def test_duplicate_names_both_appear_with_stable_names(emulator: Any, p: P) -> None:
+    a = emulator.seed_file("Счёт.pdf", b"first", created_at=1000)
+    b = emulator.seed_file("Счёт.pdf", b"second", created_at=2000)
+    listed = await p.ls("files")
+    assert "Счёт.pdf" in listed
+    assert f"Счёт ({b.replace('-', '')[:8]}).pdf" in listed
+    assert await p.read("files/Счёт.pdf") == b"first"
+    assert a != b
+
+
+async def test_stat_fields_come_from_the_model(emulator: Any, p: P) -> None:
+    uuid = emulator.seed_file("a.txt", b"12345")
+    model = next(f for f in emulator.files() if f["uuid"] == uuid)
+    st = await p.stat("files/a.txt")
+    assert st.size == 5
+    assert st.mtime_ns == model["updated_at"] * 10**9
+    assert st.ctime_ns == model["created_at"] * 10**9
+    assert not st.is_dir and st.perm == 0o644
+
+
+async def test_second_listing_and_stats_make_no_request(emulator: Any, p: P) -> None:
+    for i in range(30):
+        emulator.seed_file(f"f{i}.txt", b"x" * i)
+    await p.ls("files")
+    emulator.reset_log()
+    await p.ls("files")
+    for i in range(30):
+        await p.stat(f"files/f{i}.txt")
+    assert emulator.count() == 0
+
+
+async def test_read_is_one_download_and_second_read_is_local(emulator: Any, p: P) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    emulator.seed_file("big.bin", data)
+    await p.ls("files")
+    emulator.reset_log()
+    assert await p.read("files/big.bin") == data
+    assert emulator.count(method="GET", path_prefix="/download") == 1
+    emulator.reset_log()
+    assert await p.read("files/big.bin") == data  # from the content cache
+    assert emulator.count() == 0
+
+
+async def test_random_read_uses_range(emulator: Any, fs: AmoFS, p: P) -> None:
+    data = os.urandom(8 * 1024 * 1024)
+    emulator.seed_file("r.bin", data)
+    opened = await fs.open(await p.ino("files/r.bin"), os.O_RDONLY)
+    assert await fs.read(opened.fh, 7 * 1024 * 1024, 100) == data[7 * 1024 * 1024 : 7 * 1024 * 1024 + 100]
+    assert await fs.read(opened.fh, 10, 10) == data[10:20]
+    await fs.release(opened.fh)
+
+
+@pytest.mark.parametrize("size", [0, 1, 524288, 524289, 5 * 1024 * 1024])
+async def test_cp_in_arrives_byte_for_byte(emulator: Any, p: P, size: int) -> None:
+    data = os.urandom(size)
+    emulator.reset_log()
+    await p.write("files/new.bin", data)
+    f = by_name(emulator, "new.bin")
+    assert emulator.content(f["uuid"]) == data
+    parts = max(1, -(-size // 524288))
+    assert emulator.count(method="POST", path_prefix="/v1.0/sessions") == 1 + parts  # session + parts
+    # listed at once, with no listing request
+    emulator.reset_log()
+    assert "new.bin" in await p.ls("files")
+    assert (await p.stat("files/new.bin")).size == size
+    assert emulator.count(path_prefix="/v1.0/files") == 0
+
+
+async def test_overwrite_makes_a_new_version_of_the_same_file(emulator: Any, p: P) -> None:
+    uuid = emulator.seed_file("doc.txt", b"old")
+    await p.ls("files")
+    await p.write("files/doc.txt", b"new content")
+    f = by_name(emulator, "doc.txt")
+    assert f["uuid"] == uuid
+    assert emulator.content(uuid) == b"new content"
+    assert len(emulator.versions(uuid)) == 2
+    assert await p.read("files/doc.txt") == b"new content"
+
+
+async def test_partial_overwrite_keeps_the_other_bytes(emulator: Any, fs: AmoFS, p: P) -> None:
+    uuid = emulator.seed_file("part.bin", b"A" * 1000)
+    opened = await fs.open(await p.ino("files/part.bin"), os.O_WRONLY)
+    await fs.write(opened.fh, 500, b"BBBB")
+    await fs.flush(opened.fh)
+    await fs.release(opened.fh)
+    assert emulator.content(uuid) == b"A" * 500 + b"BBBB" + b"A" * 496
+
+
+async def test_stat_shows_local_size_while_writing(fs: AmoFS, p: P) -> None:
+    opened, _ = await fs.create(await p.ino("files"), "w.txt", os.O_WRONLY | os.O_CREAT)
+    await fs.write(opened.fh, 0, b"x" * 1234)
+    assert (await p.stat("files/w.txt")).size == 1234
+    await fs.flush(opened.fh)
+    await fs.release(opened.fh)
+
+
+async def test_truncate_and_append(emulator: Any, fs: AmoFS, p: P) -> None:
+    uuid = emulator.seed_file("t.txt", b"0123456789")
+    ino = await p.ino("files/t.txt")
+    await fs.setattr(ino, size=4)
+    assert emulator.content(uuid) == b"0123"
+    opened = await fs.open(ino, os.O_WRONLY | os.O_APPEND)
+    size = (await fs.getattr(ino)).size
+    await fs.write(opened.fh, size, b"xyz")
+    await fs.flush(opened.fh)
+    await fs.release(opened.fh)
+    assert emulator.content(uuid) == b"0123xyz"
+
+
+async def test_two_handles_share_one_file(emulator: Any, fs: AmoFS, p: P) -> None:
+    uuid = emulator.seed_file("two.txt", b"..........")
+    ino = await p.ino("files/two.txt")
+    a = await fs.open(ino, os.O_RDWR)
+    b = await fs.open(ino, os.O_RDWR)
+    await fs.write(a.fh, 0, b"AA")
+    await fs.write(b.fh, 8, b"BB")
+    assert await fs.read(b.fh, 0, 10) == b"AA......BB"
+    await fs.flush(a.fh)
+    await fs.release(a.fh)
+    await fs.flush(b.fh)
+    await fs.release(b.fh)
+    assert emulator.content(uuid) == b"AA......BB"
+    assert len(emulator.versions(uuid)) == 2  # the second flush found nothing new to send
+
+
+async def test_write_past_max_file_size_is_efbig(emulator: Any, fs: AmoFS, p: P) -> None:
+    opened, _ = await fs.create(await p.ino("files"), "huge.bin", os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(FileTooBig) as e:
+        await fs.write(opened.fh, 314572800, b"x")
+    assert errno_of(e.value) == errno.EFBIG
+    await fs.release(opened.fh)
+
+
+async def test_failed_upload_reports_keeps_bytes_and_leaves_no_file(emulator: Any, fs: AmoFS, p: P) -> None:
+    emulator.options.fail_parts = 100  # every part answers 500
+    data = os.urandom(600_000)
+    opened, _ = await fs.create(await p.ino("files"), "lost.bin", os.O_WRONLY | os.O_CREAT)
+    await fs.write(opened.fh, 0, data)
+    with pytest.raises(AmoError) as e:
+        await fs.flush(opened.fh)
+    assert errno_of(e.value) == errno.EIO
+    await fs.release(opened.fh)
+    emulator.options.fail_parts = 0
+    assert not [f for f in emulator.files() if f["name"] == "lost"]
+    kept = fs.dirs.failed_files()
+    assert len(kept) == 1 and kept[0].read_bytes() == data
+
+
+async def test_rename_patches_the_name(emulator: Any, p: P) -> None:
+    uuid = emulator.seed_file("old name.pdf", b"x")
+    await p.ls("files")
+    emulator.reset_log()
+    await p.mv("files/old name.pdf", "files/new name.pdf")
+    assert emulator.count(method="PATCH") == 1
+    assert by_name(emulator, "new name.pdf")["uuid"] == uuid
+    assert await p.ls("files") == ["new name.pdf"]
+
+
+async def test_rename_changing_the_extension(emulator: Any, p: P) -> None:
+    uuid = emulator.seed_file("notes.txt", b"text")
+    await p.mv("files/notes.txt", "files/notes.md")
+    f = by_name(emulator, "notes.md")
+    assert f["uuid"] == uuid and emulator.content(uuid) == b"text"
+
+
+async def test_rename_over_existing_makes_a_version_of_the_target(emulator: Any, p: P) -> None:
+    a = emulator.seed_file("a.txt", b"from a")
+    b = emulator.seed_file("b.txt", b"old b")
+    await p.mv("files/a.txt", "files/b.txt")
+    assert by_name(emulator, "b.txt")["uuid"] == b
+    assert emulator.content(b) == b"from a"
+    assert a in {f["uuid"] for f in emulator.files(trashed=True)}
+    assert await p.ls("files") == ["b.txt"]
+
+
+async def test_rename_noreplace(emulator: Any, p: P) -> None:
+    emulator.seed_file("a.txt", b"a")
+    emulator.seed_file("b.txt", b"b")
+    with pytest.raises(Exists):
+        await p.mv("files/a.txt", "files/b.txt", flags=1)
+
+
+async def test_rsync_style_temp_then_rename_uploads_once_as_a_version(emulator: Any, p: P) -> None:
+    uuid = emulator.seed_file("report.pdf", b"v1")
+    await p.ls("files")
+    emulator.reset_log()
+    await p.write("files/.report.pdf.Xy12Ab", b"v2 bytes")
+    assert emulator.count(method="POST") == 0  # held back until the rename
+    await p.mv("files/.report.pdf.Xy12Ab", "files/report.pdf")
+    assert emulator.content(uuid) == b"v2 bytes"
+    assert not [f for f in emulator.files(trashed=None) if f["name"].startswith(".report")]
+    assert await p.ls("files") == ["report.pdf"]
+
+
+async def test_temp_file_never_renamed_is_uploaded_at_close_of_the_mount(emulator: Any, fs: AmoFS, p: P) -> None:
+    await p.write("files/download.part", b"partial")
+    assert not emulator.files()
+    await fs.close()
+    assert emulator.content(by_name(emulator, "download.part")["uuid"]) == b"partial"
+
+
+async def test_editor_lock_files_stay_local(emulator: Any, p: P) -> None:
+    await p.write("files/.~lock.Договор.odt#", b"lock")
+    assert ".~lock.Договор.odt#" in await p.ls("files")
+    assert await p.read("files/.~lock.Договор.odt#") == b"lock"
+    await p.rm("files/.~lock.Договор.odt#")
+    assert emulator.count(method="POST") == 0
+    assert not emulator.files()
+
+
+async def test_unlink_moves_to_trash_and_trash_lists_it_at_once(emulator: Any, p: P) -> None:
+    uuid = emulator.seed_file("gone.txt", b"x")
+    await p.ls("files")
+    await p.ls("trash")
+    await p.rm("files/gone.txt")
+    assert await p.ls("files") == []
+    assert await p.ls("trash") == ["gone.txt"]
+    assert [f["uuid"] for f in emulator.files(trashed=True)] == [uuid]
+
+
+async def test_rm_without_files_delete_scope_is_eacces(emulator: Any, tmp_path: Any) -> None:
+    from amofs.api.client import AmoClient
+
+    emulator.add_token("weak", {"files"})
+    emulator.seed_file("keep.txt", b"x")
+    async with AmoClient(emulator.account_url, token="weak", drive_url=emulator.drive_url) as client:
+        fs = AmoFS(client, cache_dir=tmp_path / "c")
+        await fs.start()
+        p = P(fs)
+        with pytest.raises(AmoError) as e:
+            await p.rm("files/keep.txt")
+        assert errno_of(e.value) == errno.EACCES
+    assert [f["name"] for f in emulator.files()] == ["keep"]
+
+
+async def test_folders_and_symlinks_are_refused(p: P, fs: AmoFS) -> None:
+    files = await p.ino("files")
+    with pytest.raises(NotPermitted):
+        await fs.mkdir(files, "sub")
+    with pytest.raises(NotPermitted):
+        await fs.symlink(files, "ln", "target")
+
+
+async def test_missing_name_is_enoent(p: P) -> None:
+    with pytest.raises(NoEntry):
+        await p.stat("files/nothing.txt")
+
+
+async def test_xattrs(emulator: Any, fs: AmoFS, p: P) -> None:
+    emulator.add_entity("leads", 1001, "Сделка #1001")
+    uuid = emulator.seed_file("x.txt", b"x", linked=(("leads", 1001),))
+    ino = await p.ino("files/x.txt")
+    model = next(f for f in emulator.files() if f["uuid"] == uuid)
+    assert await fs.getxattr(ino, "user.amo.uuid") == uuid.encode()
+    assert await fs.getxattr(ino, "user.amo.version_uuid") == model["version_uuid"].encode()
+    assert await fs.getxattr(ino, "user.amo.links") == b"leads/1001"
+    assert set(await fs.listxattr(ino)) == {"user.amo.uuid", "user.amo.version_uuid", "user.amo.links"}
+
+
+async def test_statfs_is_never_full(fs: AmoFS) -> None:
+    st = await fs.statfs()
+    assert st.free_blocks > 0 and st.total_blocks >= st.free_blocks
