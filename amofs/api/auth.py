@@ -95,9 +95,7 @@ async def _token_request(
         async with httpx.AsyncClient(transport=transport, timeout=timeout) as http:
             resp = await http.post(url, json=payload, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
-        raise Unavailable(
-            f"token endpoint unreachable: {type(exc).__name__}", method="POST", path=TOKEN_PATH
-        ) from exc
+        raise Unavailable(f"token endpoint unreachable: {type(exc).__name__}", method="POST", path=TOKEN_PATH) from exc
     if resp.status_code in (400, 401, 403):
         detail = _short_detail(resp)
         raise AuthError(refused, status=resp.status_code, method="POST", path=TOKEN_PATH, detail=detail)

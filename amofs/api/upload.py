@@ -142,7 +142,5 @@ async def _send_parts(
         if progress is not None:
             progress(offset)
         if offset >= size:
-            raise ProtocolError(
-                f"upload: the service asked for part {n + 1} after all {size} bytes were sent"
-            )
+            raise ProtocolError(f"upload: the service asked for part {n + 1} after all {size} bytes were sent")
         url = reply.next_url

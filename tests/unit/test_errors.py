@@ -27,9 +27,7 @@ def test_every_error_class_has_an_errno_row() -> None:
 
 
 def test_every_module_level_error_is_in_the_tree() -> None:
-    declared = {
-        obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, AmoError)
-    }
+    declared = {obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, AmoError)}
     assert declared == set(ERRNO)
 
 
