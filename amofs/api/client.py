@@ -463,11 +463,11 @@ _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECA
 class AmoClient:
     """The Files API on one account. Use as ``async with AmoClient(...) as client``.
 
-    Keyword additions beyond the original contract (all optional): ``burst`` (bucket size, default =
-    rate), ``backoff_base``/``backoff_cap`` (seconds; full jitter: a retry waits uniform(0, min(cap,
-    base·2^n)), and after a 429 without Retry-After at least 1 s), ``max_retry_after`` (a longer Retry-After
-    gives up at once), ``part_retries`` (retries of a part answered 429/5xx), ``rng`` (a ``random.Random``
-    for the jitter).
+    Keyword additions beyond the original contract (all optional): ``burst`` (bucket size, default = rate),
+    ``backoff_base``/``backoff_cap`` (seconds; full jitter: a retry waits uniform(0, min(cap, base·2^n)), and
+    after a 429 without Retry-After at least min(1 s, cap), as the limit is per second), ``max_retry_after`` (a
+    longer Retry-After gives up at once), ``part_retries`` (retries of a part answered 429/5xx), ``rng`` (a
+    ``random.Random`` for the jitter).
     """
 
     stats: ClientStats
@@ -716,7 +716,9 @@ class AmoClient:
                 retry_after = parse_retry_after(resp.headers.get("retry-after"))
                 if attempt < retries and (retry_after is None or retry_after <= self._max_retry_after):
                     attempt += 1
-                    delay = await self._backoff(attempt, retry_after, floor=1.0 if status == 429 else 0.0)
+                    delay = await self._backoff(
+                        attempt, retry_after, floor=min(1.0, self._backoff_cap) if status == 429 else 0.0
+                    )
                     log.warning(
                         "%s %s: HTTP %d; retry %d/%d after %.1fs",
                         method,
