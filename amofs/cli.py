@@ -136,9 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
 class RedactingFormatter(logging.Formatter):
     """A formatter that replaces every known secret in the finished text, tracebacks included."""
 
-    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
+    def __init__(self, fmt: str, secrets: Sequence[str], *, lower_level: bool = False) -> None:
         super().__init__(fmt)
         self.secrets = [s for s in secrets if s]
+        self.lower_level = lower_level
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if self.lower_level:
+            record = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
@@ -159,7 +165,7 @@ def setup_logging(settings: Settings | None) -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(logging.DEBUG if debug else logging.WARNING)
-    err.setFormatter(RedactingFormatter("amofs: %(levelname)s: %(message)s", secrets))
+    err.setFormatter(RedactingFormatter("amofs: %(levelname)s: %(message)s", secrets, lower_level=True))
     root.addHandler(err)
     if settings and settings.log_file:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)

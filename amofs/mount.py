@@ -38,7 +38,7 @@ import trio
 from amofs.api.auth import OAuthTokens, StaticToken
 from amofs.api.client import AmoClient, TokenSource
 from amofs.config import Settings, UsageError, runtime_dir, save_tokens
-from amofs.errors import AmoError, AuthError, Blocked, Forbidden, NotFound, ProtocolError, Unavailable
+from amofs.errors import AmoError, ApiError, AuthError, Blocked, Forbidden, NotFound, ProtocolError, Unavailable
 from amofs.filesystem import AmoFS
 from amofs.fuse_ops import Operations
 from amofs.names import DEFAULT_LOCAL_PATTERNS
@@ -206,16 +206,23 @@ def _auth(settings: Settings) -> TokenSource:
 def _startup_failure(e: AmoError, settings: Settings) -> UsageError:
     """A start-up AmoError as one line that says what to check."""
     url = settings.account_url
+    where = f"{e.method} {e.path}" if isinstance(e, ApiError) and e.method and e.path else "the service"
+    status = f"HTTP {e.status}" if isinstance(e, ApiError) and e.status else type(e).__name__
     if isinstance(e, AuthError):
-        return UsageError(f"{url} refused the access token ({e}); check --token or log in again")
+        return UsageError(
+            f"the access token was refused ({where}: {status}); give a valid one with AMOFS_TOKEN, --token or "
+            "the config file (or log in again)"
+        )
     if isinstance(e, Blocked):
-        return UsageError(f"{url} blocks this client ({e})")
+        return UsageError(f"{url} blocks this client ({where}: {status}); too many requests were made")
     if isinstance(e, Forbidden):
-        return UsageError(f"{url}: the token lacks a needed scope ({e})")
+        return UsageError(f"the token may not use the files API ({where}: {status}: {e.message})")
     if isinstance(e, NotFound | ProtocolError):
-        return UsageError(f"{url} does not answer like an amoCRM account ({e}); check --account-url")
+        return UsageError(f"{url} does not answer like an amoCRM account ({e}); check --account-url/--drive-url")
     if isinstance(e, Unavailable):
-        return UsageError(f"cannot reach {url} ({e}); check --account-url and the network")
+        on_drive = isinstance(e, ApiError) and (e.path or "").startswith("/v1.0") and settings.drive_url
+        flag = "--drive-url" if on_drive else "--account-url"
+        return UsageError(f"cannot reach {settings.drive_url if on_drive else url} ({e.message}); check {flag}")
     return UsageError(f"cannot start: {e}")
 
 
@@ -224,18 +231,18 @@ async def _check_account(settings: Settings, auth: TokenSource) -> str:
     (``GET /api/v4/account``), or with ``--drive-url`` the first page of the file list. Retries little, so a
     wrong URL fails in seconds. Returns the drive host's URL."""
     assert settings.account_url
+    probe = AmoClient(settings.account_url, auth=auth, drive_url=settings.drive_url, rate=settings.rate, **_PROBE)
     try:
-        async with AmoClient(
-            settings.account_url, auth=auth, drive_url=settings.drive_url, rate=settings.rate, **_PROBE
-        ) as probe:
-            drive = await probe.discover_drive_url()
-            if settings.drive_url:
-                pages = probe.iter_files()
-                try:
-                    async for _ in pages:
-                        break
-                finally:
-                    await cast("AsyncGenerator[object, None]", pages).aclose()
+        with _quiet(logging.getLogger("amofs.api.client")):
+            async with probe:
+                drive = await probe.discover_drive_url()
+                if settings.drive_url:
+                    pages = probe.iter_files()
+                    try:
+                        async for _ in pages:
+                            break
+                    finally:
+                        await cast("AsyncGenerator[object, None]", pages).aclose()
     except AmoError as e:
         raise _startup_failure(e, settings) from e
     log.debug("account %s, drive %s", settings.account_url, drive)
@@ -243,6 +250,17 @@ async def _check_account(settings: Settings, auth: TokenSource) -> str:
 
 
 _PROBE: dict[str, Any] = {"max_retries": 1, "timeout": 20.0}
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Keep a logger's retry warnings off the terminal while the failure itself becomes the one error line."""
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 async def _watch_signals(signals: Any) -> None:
