@@ -607,6 +607,12 @@ class AmoClient:
         """Send one logical request with the whole policy; returns a 2xx response (or one in
         ``pass_statuses``), read unless ``stream`` (the caller then closes it). Raises AmoError only."""
         path = safe_path(url)
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ProtocolError(f"{method} {path}: unusable URL ({exc})") from exc
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ProtocolError(f"{method} {path}: not an absolute http(s) URL")
         retries = self._max_retries if max_retries is None else max_retries
         attempt = 0
         refreshed = False

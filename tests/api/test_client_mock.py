@@ -927,3 +927,11 @@ async def test_client_needs_credentials() -> None:
         AmoClient(ACCOUNT)
     with pytest.raises(ValueError):
         AmoClient("ftp://x", token="t")
+
+
+async def test_unusable_part_url_is_protocol_error(mock_api: MockApi) -> None:
+    client = mock_api(lambda r: httpx.Response(200))
+    for url in ("/v1.0/sessions/upload/relative", "ftp://x/y", "https://"):
+        with pytest.raises(ProtocolError):
+            await client.upload_part(url, b"x")
+    assert seen(client) == []
