@@ -191,6 +191,8 @@ class OAuthTokens:
         self.refreshes = 0  # exchanges made (for tests and `amofs status`)
 
     def _due(self, token: str) -> bool:
+        if not token:
+            return True  # only a refresh token was kept: get an access token before the first request
         exp = jwt_expiry(token)
         return exp is not None and exp - self._now() < self._leeway
 

@@ -218,3 +218,11 @@ async def test_exchange_code() -> None:
     assert endpoint.calls[0]["code"] == "good-code"
     with pytest.raises(AuthError, match="authorization code"):
         await exchange_code(ACCOUNT, "cid", "cs", "https://cb", "bad", transport=httpx.MockTransport(endpoint))
+
+
+async def test_empty_access_token_refreshes_first() -> None:
+    endpoint = TokenEndpoint()
+    saved: list[dict[str, Any]] = []
+    tokens = oauth(endpoint, "", saved.append)
+    t = await tokens.token()
+    assert t and len(endpoint.calls) == 1 and saved[0]["access_token"] == t
