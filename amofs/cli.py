@@ -269,19 +269,20 @@ def _cmd_mount(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def demo_emulator() -> Iterator[Emulator]:
-    """The emulator on 127.0.0.1 with the demo data dir, seeded with sample files the first time."""
-    from amofs.emulator.demo import seed_demo
+    """The emulator on 127.0.0.1 with the demo data dir, seeded with sample files while it is empty."""
     from amofs.emulator.server import Emulator, EmulatorOptions
 
     data = demo_data_dir()
-    fresh = not data.is_dir() or not any(data.iterdir())
     data.mkdir(parents=True, exist_ok=True)
     emu = Emulator(data, EmulatorOptions(), "127.0.0.1", port=0, drive_port=0)
-    emu.start()
     try:
-        if fresh:
+        state = emu.state()
+        if state["files"] + state["trashed"] + state["entities"] == 0:
+            from amofs.emulator.demo import seed_demo
+
             log.info("seeding demo data in %s", data)
             seed_demo(emu)
+        emu.start()
         yield emu
     finally:
         emu.stop()

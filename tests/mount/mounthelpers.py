@@ -1,0 +1,176 @@
+"""Helpers for tests that mount for real: run ``amofs`` as a subprocess, wait for the mount, and always clean up.
+
+Every subprocess call has a timeout. Teardown unmounts with ``fusermount3 -u`` (``-uz`` as a last resort) and
+ends only processes these helpers started, by their pid: the foreground ``amofs mount`` child, or the daemon
+whose pid it wrote to its pid file (checked to be an amofs process first).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amofs.mount import find_mount, serving_pid
+
+AMOFS = [sys.executable, "-m", "amofs"]
+MOUNT_TIMEOUT = 30.0  # seconds until a mount must be up
+STOP_TIMEOUT = 30.0  # seconds a clean unmount may take (uploads included)
+
+
+def amofs(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m amofs ARGS`` to completion (text output captured)."""
+    return subprocess.run([*AMOFS, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def sh(
+    *cmd: str | os.PathLike[str], timeout: float = 60.0, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run a tool (ls, cp, rsync …) with a timeout; output captured as bytes, never raises on failure."""
+    return subprocess.run([os.fspath(c) for c in cmd], capture_output=True, timeout=timeout, input=input)
+
+
+def ok(*cmd: str | os.PathLike[str], timeout: float = 60.0) -> bytes:
+    """Run a tool that must succeed; return its stdout."""
+    res = sh(*cmd, timeout=timeout)
+    assert res.returncode == 0, f"{cmd} failed ({res.returncode}): {res.stderr.decode(errors='replace')}"
+    return res.stdout
+
+
+def is_amofs_mount(path: Path) -> bool:
+    entry = find_mount(path)
+    return entry is not None and entry.fstype == "fuse.amofs"
+
+
+def wait_until(predicate: object, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def unmount_hard(path: Path) -> None:
+    """Unmount whatever is at ``path``, politely first, lazily as a last resort."""
+    tool = shutil.which("fusermount3") or "fusermount3"
+    if find_mount(path) is None:
+        return
+    subprocess.run([tool, "-u", str(path)], capture_output=True, timeout=15)
+    if find_mount(path) is not None:
+        subprocess.run([tool, "-uz", str(path)], capture_output=True, timeout=15)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def end_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL, one pid these helpers started (never by name)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not pid_alive(pid):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.05)
+
+
+@dataclass
+class Mount:
+    """A running ``amofs mount --foreground`` subprocess."""
+
+    path: Path
+    proc: subprocess.Popen[bytes]
+    log_file: Path
+    output: Path
+    args: list[str] = field(default_factory=list)
+
+    def log(self) -> str:
+        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+        out = self.output.read_text(errors="replace") if self.output.exists() else ""
+        return f"--- log ---\n{text}\n--- stdout/stderr ---\n{out}"
+
+    def p(self, *parts: str) -> Path:
+        return self.path.joinpath(*parts)
+
+    def wait_mounted(self, timeout: float = MOUNT_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if is_amofs_mount(self.path):
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"amofs mount exited with {self.proc.returncode} before mounting\n{self.log()}")
+            time.sleep(0.05)
+        raise AssertionError(f"not mounted after {timeout:.0f} s\n{self.log()}")
+
+    def unmount(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Unmount the clean way and wait for the process; returns its exit status."""
+        res = sh("fusermount3", "-u", self.path, timeout=15)
+        assert res.returncode == 0, res.stderr.decode(errors="replace")
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """Teardown: whatever state things are in, leave no mount and no process behind."""
+        try:
+            if self.proc.poll() is None and find_mount(self.path) is not None:
+                subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True, timeout=15)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                unmount_hard(self.path)
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+        finally:
+            unmount_hard(self.path)
+
+
+def start_foreground(
+    path: Path, workdir: Path, args: Sequence[str], *, env: dict[str, str] | None = None, wait: bool = True
+) -> Mount:
+    """``amofs mount PATH --foreground --log-file … ARGS`` as a child process, waited for unless ``wait=False``."""
+    log_file = workdir / f"{path.name}.log"
+    output = workdir / f"{path.name}.out"
+    cmd = [*AMOFS, "mount", str(path), "--foreground", "--log-file", str(log_file), *args]
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    m = Mount(path, proc, log_file, output, list(args))
+    if wait:
+        try:
+            m.wait_mounted()
+        except BaseException:
+            m.stop()
+            raise
+    return m
+
+
+def stop_daemon(path: Path) -> None:
+    """Teardown of a daemon-mode mount: unmount, then make sure the process it recorded is gone."""
+    pid = serving_pid(path)
+    try:
+        if find_mount(path) is not None:
+            subprocess.run(["fusermount3", "-u", str(path)], capture_output=True, timeout=15)
+        if pid is not None:
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while time.monotonic() < deadline and pid_alive(pid):
+                time.sleep(0.05)
+            end_pid(pid)
+    finally:
+        unmount_hard(path)

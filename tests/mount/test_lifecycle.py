@@ -1,0 +1,245 @@
+"""The life of a mount seen from the shell: start-up errors as one line, daemon mode that returns only when the
+mount is ready, ``amofs umount``, signals, a stale mount, ``--demo``, and tokens kept out of every output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from conftest import MountFactory
+from mounthelpers import amofs, is_amofs_mount, pid_alive, start_foreground, stop_daemon, unmount_hard
+
+from amofs.mount import find_mount, serving_pid
+
+if TYPE_CHECKING:
+    from amofs.emulator.server import Emulator
+
+pytestmark = pytest.mark.mount
+
+
+def error_line(stderr: str) -> str:
+    """The one ``amofs: error:`` line; fails on a traceback or on several error lines."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("amofs: error: ")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+# --- start-up failures: one line, non-zero exit, nothing mounted --------------------------------------------
+
+
+def test_help_runs(mnt: Path) -> None:
+    res = amofs("--help")
+    assert res.returncode == 0 and "mount" in res.stdout and "umount" in res.stdout
+    res = amofs("mount", "--help")
+    assert res.returncode == 0 and "--account-url" in res.stdout and "--foreground" in res.stdout
+
+
+def test_mount_point_missing(tmp_path: Path) -> None:
+    res = amofs("mount", str(tmp_path / "absent"), "--account-url", "https://x.amocrm.ru", "--foreground")
+    assert res.returncode == 1
+    assert "does not exist" in error_line(res.stderr)
+
+
+def test_mount_point_not_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    res = amofs("mount", str(tmp_path / "f"), "--account-url", "https://x.amocrm.ru")
+    assert res.returncode == 1
+    assert "not a directory" in error_line(res.stderr)
+
+
+def test_malformed_url(mnt: Path) -> None:
+    res = amofs("mount", str(mnt), "--account-url", "example.amocrm.ru")
+    assert res.returncode == 1
+    assert "--account-url must be an http(s) URL" in error_line(res.stderr)
+
+
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "daemon"])
+def test_unreachable_host_fails_fast(mnt: Path, foreground: bool) -> None:
+    start = time.monotonic()
+    args = ["mount", str(mnt), "--account-url", "http://127.0.0.1:1"] + (["--foreground"] if foreground else [])
+    res = amofs(*args, env=dict(os.environ, AMOFS_TOKEN="whatever"))
+    assert res.returncode == 1
+    line = error_line(res.stderr)
+    assert "cannot reach http://127.0.0.1:1" in line and "--account-url" in line
+    assert res.stderr.count("\n") == 1, res.stderr  # no retry chatter either
+    assert time.monotonic() - start < 20
+    assert find_mount(mnt) is None
+
+
+def test_no_token(mnt: Path) -> None:
+    res = amofs("mount", str(mnt), "--account-url", "http://127.0.0.1:1")
+    assert res.returncode == 1
+    assert "no access token" in error_line(res.stderr)
+
+
+def test_umount_not_mounted(mnt: Path) -> None:
+    res = amofs("umount", str(mnt))
+    assert res.returncode == 1
+    assert "is not mounted" in error_line(res.stderr)
+
+
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "daemon"])
+def test_bad_token(emulator: Emulator, mnt: Path, foreground: bool) -> None:
+    args = ["mount", str(mnt), "--account-url", emulator.account_url] + (["--foreground"] if foreground else [])
+    res = amofs(*args, env=dict(os.environ, AMOFS_TOKEN="not-the-token"))
+    assert res.returncode == 1
+    assert "access token was refused" in error_line(res.stderr)
+    assert "not-the-token" not in res.stderr
+    assert find_mount(mnt) is None
+
+
+def test_bad_drive_url(emulator: Emulator, mnt: Path) -> None:
+    res = amofs(
+        "mount",
+        str(mnt),
+        "--account-url",
+        emulator.account_url,
+        "--drive-url",
+        "http://127.0.0.1:1",
+        env=dict(os.environ, AMOFS_TOKEN=emulator.token),
+    )
+    assert res.returncode == 1
+    assert "--drive-url" in error_line(res.stderr)
+
+
+def test_already_mounted(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> None:
+    mount_factory(emulator, mnt)
+    res = amofs("mount", str(mnt), "--account-url", emulator.account_url, env=dict(os.environ, AMOFS_TOKEN="x"))
+    assert res.returncode == 1
+    assert "already mounted" in error_line(res.stderr)
+
+
+def test_stale_mount_is_explained(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> None:
+    m = mount_factory(emulator, mnt)
+    m.proc.kill()
+    m.proc.wait(timeout=10)
+    try:
+        res = amofs("mount", str(mnt), "--account-url", emulator.account_url, env=dict(os.environ, AMOFS_TOKEN="x"))
+        assert res.returncode == 1
+        assert "stale FUSE mount" in error_line(res.stderr)
+    finally:
+        unmount_hard(mnt)
+
+
+# --- daemon mode -----------------------------------------------------------------------------------------
+
+
+def test_daemon_returns_when_ready_and_umount_waits(emulator: Emulator, mnt: Path, tmp_path: Path) -> None:
+    emulator.seed_file("ready.txt", b"ready!")
+    env = dict(os.environ, AMOFS_TOKEN=emulator.token)
+    log_file = tmp_path / "daemon.log"
+    try:
+        res = amofs("mount", str(mnt), "--account-url", emulator.account_url, "--log-file", str(log_file), env=env)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr == "" and res.stdout == ""
+        # no waiting: the mount is there the moment the command returned
+        assert is_amofs_mount(mnt)
+        assert (mnt / "files" / "ready.txt").read_bytes() == b"ready!"
+        pid = serving_pid(mnt)
+        assert pid is not None and pid != os.getpid()
+        res = amofs("umount", str(mnt))
+        assert res.returncode == 0, res.stderr
+        assert find_mount(mnt) is None
+        assert not pid_alive(pid)  # umount returned only once the process was gone
+        assert "mounted" in log_file.read_text()
+    finally:
+        stop_daemon(mnt)
+
+
+def test_umount_of_a_busy_mount_fails_cleanly(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> None:
+    m = mount_factory(emulator, mnt)
+    fd = os.open(mnt / "files", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        res = amofs("umount", str(mnt))
+        assert res.returncode == 1
+        assert "cannot unmount" in error_line(res.stderr)
+        assert is_amofs_mount(mnt)
+    finally:
+        os.close(fd)
+    res = amofs("umount", str(mnt))
+    assert res.returncode == 0, res.stderr
+    assert m.proc.wait(timeout=30) == 0
+
+
+# --- signals -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_unmounts_cleanly(emulator: Emulator, mnt: Path, mount_factory: MountFactory, sig: int) -> None:
+    m = mount_factory(emulator, mnt)
+    assert sorted(os.listdir(mnt))  # it serves
+    m.proc.send_signal(sig)
+    assert m.proc.wait(timeout=30) == 0, m.log()
+    assert find_mount(mnt) is None
+    assert "Traceback" not in m.log()
+
+
+def test_written_file_survives_sigterm(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> None:
+    m = mount_factory(emulator, mnt)
+    (mnt / "files" / "kept.txt").write_bytes(b"written before SIGTERM")
+    m.proc.send_signal(signal.SIGTERM)
+    assert m.proc.wait(timeout=30) == 0, m.log()
+    assert b"written before SIGTERM" in [emulator.content(f["uuid"]) for f in emulator.files()]
+
+
+# --- secrets -----------------------------------------------------------------------------------------------
+
+
+def test_token_never_in_logs_or_output(emulator: Emulator, mnt: Path, tmp_path: Path) -> None:
+    emulator.seed_file("a.txt", b"a")
+    args = ["--account-url", emulator.account_url, "--token", emulator.token, "--debug"]
+    m = start_foreground(mnt, tmp_path, args)
+    try:
+        assert (mnt / "files" / "a.txt").read_bytes() == b"a"
+        (mnt / "files" / "b.txt").write_bytes(b"b")
+    finally:
+        m.stop()
+    text = m.log()
+    assert "visible to other users" in text
+    assert emulator.token not in text
+    assert "DEBUG" in text  # --debug did log
+
+
+# --- demo --------------------------------------------------------------------------------------------------
+
+
+def test_demo_mount_from_a_fresh_data_dir(mnt: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data" / "amofs" / "demo"
+    assert not data.exists()
+    m = start_foreground(mnt, tmp_path, ["--demo"])
+    try:
+        names = os.listdir(mnt / "files")
+        assert names, "the demo account has sample files"
+        assert data.is_dir()
+        first = mnt / "files" / sorted(names)[0]
+        assert first.stat().st_size == len(first.read_bytes())
+        assert m.unmount() == 0
+    finally:
+        m.stop()
+    # a second demo mount reuses the data: nothing seeded twice
+    m = start_foreground(mnt, tmp_path, ["--demo"])
+    try:
+        assert sorted(os.listdir(mnt / "files")) == sorted(names)
+        assert m.unmount() == 0
+    finally:
+        m.stop()
+
+
+def test_demo_daemon_and_umount(mnt: Path) -> None:
+    try:
+        res = amofs("mount", str(mnt), "--demo")
+        assert res.returncode == 0, res.stderr
+        assert os.listdir(mnt / "files")
+        pid = serving_pid(mnt)
+        assert pid is not None
+        res = amofs("umount", str(mnt))
+        assert res.returncode == 0, res.stderr
+        assert find_mount(mnt) is None
+        assert not pid_alive(pid)
+    finally:
+        stop_daemon(mnt)
