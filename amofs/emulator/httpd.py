@@ -176,6 +176,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     server_version = "nginx"
     sys_version = ""
     timeout = 300  # idle keep-alive connections end after this
+    disable_nagle_algorithm = True  # else a small answer can wait 40 ms for the client's delayed ACK
     server: Listener
 
     def _dispatch(self) -> None:
@@ -217,10 +218,10 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         if r.close or r.cut_after is not None:
             self.send_header("Connection", "close")
             self.close_connection = True
+        todo = 0 if head else length if r.cut_after is None else min(length, r.cut_after)
         self.end_headers()
-        if head or length == 0:
+        if todo == 0:
             return 0
-        todo = length if r.cut_after is None else min(length, r.cut_after)
         if r.file is None:
             self.wfile.write(r.body[:todo])
             return todo
