@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -243,3 +244,50 @@ def test_demo_daemon_and_umount(mnt: Path) -> None:
         assert not pid_alive(pid)
     finally:
         stop_daemon(mnt)
+
+
+# --- OAuth: login, then a mount that refreshes through the profile ------------------------------------------
+
+
+def test_login_then_mount_with_the_oauth_profile(emulator: Emulator, mnt: Path, tmp_path: Path) -> None:
+    emulator.add_oauth_client("cid-1", "csecret-1", "https://example.com/cb")
+    emulator.seed_file("oauth.txt", b"via oauth")
+    config = tmp_path / "config" / "amofs" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        'default = "crm"\n[profiles.crm]\n'
+        f'account_url = "{emulator.account_url}"\nclient_id = "cid-1"\nclient_secret = "csecret-1"\n'
+        'redirect_uri = "https://example.com/cb"\n'
+    )
+    config.chmod(0o600)
+    code = emulator.issue_auth_code("cid-1")
+    res = amofs("login", "--code", code)
+    assert res.returncode == 0, res.stderr
+    assert "tokens saved" in res.stdout
+    assert config.stat().st_mode & 0o777 == 0o600
+    profile = tomllib.loads(config.read_text())["profiles"]["crm"]
+    assert profile["client_secret"] == "csecret-1" and profile["refresh_token"] and profile["token"]
+    # the saved access token is revoked: the mount must refresh, and save the new pair before using it
+    saved_token, first_refresh = profile["token"], profile["refresh_token"]
+    emulator.revoke_token(saved_token)
+    m = start_foreground(mnt, tmp_path, [])
+    try:
+        assert (mnt / "files" / "oauth.txt").read_bytes() == b"via oauth"
+    finally:
+        m.stop()
+    after = tomllib.loads(config.read_text())["profiles"]["crm"]
+    assert after["refresh_token"] != first_refresh and after["token"] != saved_token
+    assert "csecret-1" not in m.log() and saved_token not in m.log()
+
+
+def test_login_with_a_bad_code(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.add_oauth_client("cid-2", "s2", "https://example.com/cb")
+    config = tmp_path / "config" / "amofs" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        f'[profiles.p]\naccount_url = "{emulator.account_url}"\nclient_id = "cid-2"\nclient_secret = "s2"\n'
+        'redirect_uri = "https://example.com/cb"\n'
+    )
+    res = amofs("login", "--code", "def50200-not-a-code", "--profile", "p")
+    assert res.returncode == 1
+    assert "authorization code was refused" in error_line(res.stderr)
