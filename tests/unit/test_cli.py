@@ -180,3 +180,9 @@ def test_redacting_formatter_covers_tracebacks() -> None:
     text = fmt.format(record)
     assert "tok-123" not in text
     assert "using ***" in text and "bad ***" in text
+
+
+def test_umount_refuses_a_mount_that_is_not_amofs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "umount", "/proc")
+    assert code == 1
+    assert_one_error_line(err, "/proc is not an amofs mount (it is proc)")
