@@ -8,7 +8,7 @@ JSON bodies only. A ``Response`` is either bytes or a byte range of a file, sent
 ``cut_after`` ends the connection early on purpose (fault injection).
 
 Knows nothing of the Files API: every request goes to the ``Handler`` callable it was built with, which
-returns a Response and is told afterwards (``done``) what went over the wire.
+returns a Response and is told (``done``), just before the body goes out, how many body bytes it carries.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -198,35 +198,38 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             )
         if not request.drain():
             response.close = True
-        sent = 0
         try:
-            sent = self._send(response, head=self.command == "HEAD")
+            self._send(response, head=self.command == "HEAD", before_body=lambda n: app.done(request, response, n))
         except OSError:
             self.close_connection = True
-        app.done(request, response, sent)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
 
-    def _send(self, r: Response, *, head: bool) -> int:
+    def _send(self, r: Response, *, head: bool, before_body: Callable[[int], None]) -> None:
+        """Write the answer. ``before_body(n)`` runs once the answer is final and before the client can have
+        all of it (so a request is in the log before its client sees the answer); ``n`` is the number of body
+        bytes about to be sent."""
         length = r.length if r.file is not None else len(r.body)
-        self.send_response(r.status)
-        if r.content_type:
-            self.send_header("Content-Type", r.content_type)
-        for k, v in r.headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(length))
-        if r.close or r.cut_after is not None:
-            self.send_header("Connection", "close")
-            self.close_connection = True
         todo = 0 if head else length if r.cut_after is None else min(length, r.cut_after)
-        self.end_headers()
-        if todo == 0:
-            return 0
-        if r.file is None:
-            self.wfile.write(r.body[:todo])
-            return todo
-        with r.file.open("rb") as f:
-            return self.connection.sendfile(f, r.offset, todo) if todo else 0
+        with contextlib.ExitStack() as stack:
+            f = stack.enter_context(r.file.open("rb")) if r.file is not None and todo else None
+            self.send_response(r.status)
+            if r.content_type:
+                self.send_header("Content-Type", r.content_type)
+            for k, v in r.headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(length))
+            if r.close or r.cut_after is not None:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            before_body(todo)
+            self.end_headers()
+            if todo == 0:
+                return
+            if f is None:
+                self.wfile.write(r.body[:todo])
+            else:
+                self.connection.sendfile(f, r.offset, todo)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass

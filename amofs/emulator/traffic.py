@@ -26,7 +26,7 @@ class Req:
     query: str
     status: int  # 499: the client went away before the request body was complete
     bytes_in: int  # request body bytes read
-    bytes_out: int  # response body bytes sent
+    bytes_out: int  # response body bytes sent (set out to send: a client that hung up may have got fewer)
     auth: bool  # an Authorization header was present
     time: float  # time.monotonic() when the request arrived
 
