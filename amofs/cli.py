@@ -166,6 +166,7 @@ def setup_logging(settings: Settings | None) -> None:
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(logging.DEBUG if debug else logging.WARNING)
     err.setFormatter(RedactingFormatter("amofs: %(levelname)s: %(message)s", secrets, lower_level=True))
+    err.addFilter(lambda record: not getattr(record, "file_only", False))  # the error line is printed already
     root.addHandler(err)
     if settings and settings.log_file:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +210,7 @@ def guarded(fn: Callable[[], int], secrets: Sequence[str] = ()) -> int:
             if s:
                 line = line.replace(s, "***")
         print(f"amofs: error: {line}", file=sys.stderr, flush=True)
+        log.error("%s", line, extra={"file_only": True})  # a background mount's stderr is /dev/null
         return 130 if isinstance(leaf, KeyboardInterrupt) else 1
 
 

@@ -186,3 +186,14 @@ def test_umount_refuses_a_mount_that_is_not_amofs(capsys: pytest.CaptureFixture[
     code, _, err = run(capsys, "umount", "/proc")
     assert code == 1
     assert_one_error_line(err, "/proc is not an amofs mount (it is proc)")
+
+
+def test_error_line_also_reaches_the_log_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log_file = tmp_path / "amofs.log"
+    code, _, err = run(
+        capsys, "mount", str(tmp_path / "nope"), "--account-url", "https://x.amocrm.ru", "--log-file", str(log_file)
+    )
+    assert code == 1
+    assert_one_error_line(err, "does not exist")
+    assert err.count("does not exist") == 1
+    assert "does not exist" in log_file.read_text()
