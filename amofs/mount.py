@@ -3,7 +3,7 @@
 Owns: the start-up sequence (client → account check → ``AmoFS.start`` → ``nursery.start(fs.run)`` →
 ``pyfuse3.init`` → ``pyfuse3.main``), the one trio nursery everything long-running lives in, the teardown
 order (an ``AsyncExitStack``: remove the pid file, unmount, ``fs.close()`` which waits for uploads in flight,
-stop the background work, close the client), SIGINT/SIGTERM → ``pyfuse3.terminate()``, the daemon fork and
+stop the background work, close the client), SIGINT/SIGTERM/SIGHUP → ``pyfuse3.terminate()``, the daemon fork and
 its readiness pipe, the pid file ``amofs umount`` waits on, and the read-ahead of the mount's bdi.
 
 Teardown unmounts *before* waiting for uploads: once ``pyfuse3.main`` has returned nobody answers the kernel,
@@ -298,7 +298,7 @@ async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] 
             raise _startup_failure(e, settings) from e
 
         # exits run bottom-up: unmount, then (signals still watched) wait for uploads, then stop the rest
-        signals = stack.enter_context(trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
+        signals = stack.enter_context(trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
         nursery = await stack.enter_async_context(trio.open_nursery())
         await nursery.start(fs.run)
         watcher = trio.CancelScope()

@@ -170,7 +170,7 @@ def test_umount_of_a_busy_mount_fails_cleanly(emulator: Emulator, mnt: Path, mou
 # --- signals -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_signal_unmounts_cleanly(emulator: Emulator, mnt: Path, mount_factory: MountFactory, sig: int) -> None:
     m = mount_factory(emulator, mnt)
     assert sorted(os.listdir(mnt))  # it serves
