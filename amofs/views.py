@@ -122,7 +122,8 @@ async def _fetch(ctx: Ctx, key: Key) -> Listing:
 
 
 async def _fetch_versions(ctx: Ctx, file_uuid: str) -> Listing:
-    versions = sorted(await ctx.client.versions(file_uuid), key=lambda v: (v.created_at, v.uuid))
+    # oldest first; the service lists newest first, so its order breaks ties within one second
+    versions = sorted(reversed(await ctx.client.versions(file_uuid)), key=lambda v: v.created_at)
     width = max(3, len(str(len(versions))))
     lst = Listing()
     for i, v in enumerate(versions, 1):

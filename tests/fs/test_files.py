@@ -7,11 +7,10 @@ import os
 from typing import Any
 
 import pytest
+from fshelpers import P, by_name
 
 from amofs.errors import AmoError, Exists, FileTooBig, NoEntry, NotPermitted, errno_of
 from amofs.filesystem import AmoFS
-
-from .conftest import P, by_name
 
 
 async def test_listing_shows_names_with_extension_and_escapes(emulator: Any, p: P) -> None:

@@ -6,11 +6,10 @@ import errno
 from typing import Any
 
 import pytest
+from fshelpers import P, by_name
 
 from amofs.errors import AmoError, InvalidName, NoEntry, NotPermitted, ReadOnly, errno_of
 from amofs.filesystem import AmoFS
-
-from .conftest import P, by_name
 
 
 async def test_root_lists_the_tree(p: P) -> None:
