@@ -9,6 +9,7 @@ extension (stdlib tables only, so the result does not depend on the machine's /e
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
 
@@ -82,6 +83,7 @@ def sanitize(name: str) -> str:
     return _NOT_SAFE.sub("-", "".join(out)) or "file"
 
 
+@functools.lru_cache(maxsize=1024)
 def guess_mime(extension: str) -> str:
     """MIME type from the extension (case-insensitive); application/octet-stream when unknown."""
     ext = extension.lower()

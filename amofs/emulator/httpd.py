@@ -282,7 +282,7 @@ class Listener(ThreadingHTTPServer):
 
     def start(self) -> None:
         self._serving = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=f"amofs-emulator-{self.kind}"
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=f"amofs-emulator-{self.kind}"
         )
         self._serving.daemon = True
         self._serving.start()

@@ -102,8 +102,11 @@ class Emulator:
         if self._state == "stopped":
             return
         self._ctx.stopping.set()
-        for listener in self._listeners.values():
-            listener.close()
+        closers = [threading.Thread(target=listener.close) for listener in self._listeners.values()]
+        for t in closers:
+            t.start()
+        for t in closers:
+            t.join()
         self._store.close()
         self._state = "stopped"
 
