@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import MountFactory
 from mounthelpers import Mount, ok, sh
 
 if TYPE_CHECKING:
@@ -248,3 +249,40 @@ def test_folders_and_symlinks_are_refused(mounted: Mount) -> None:
     res = sh("touch", mounted.p("versions", "x"))
     assert res.returncode != 0
     assert mounted.proc.poll() is None
+
+
+# --- errors reach the tools as errno values, and the mount lives on -----------------------------------------
+
+
+@pytest.mark.slow  # the client's back-off through every retry: about 12 s
+def test_failed_upload_fails_close_and_leaves_no_file(emulator: Emulator, mounted: Mount, tmp_path: Path) -> None:
+    (tmp_path / "doomed.bin").write_bytes(data(100_000))
+    emulator.options.fail_parts = 1000  # every part answers 500, through every retry
+    try:
+        res = sh("cp", tmp_path / "doomed.bin", mounted.p("files", "doomed.bin"), timeout=120)
+    finally:
+        emulator.options.fail_parts = 0
+    assert res.returncode != 0
+    assert b"Input/output error" in res.stderr
+    assert "doomed.bin" not in names(emulator, trashed=None)
+    assert mounted.proc.poll() is None
+
+
+def test_file_over_max_file_size_is_efbig(emulator: Emulator, mounted: Mount, tmp_path: Path) -> None:
+    emulator.options.max_file_size = 50_000
+    (tmp_path / "huge.bin").write_bytes(data(60_000))
+    res = sh("cp", tmp_path / "huge.bin", mounted.p("files", "huge.bin"), timeout=120)
+    assert res.returncode != 0
+    assert b"File too large" in res.stderr
+    assert "huge.bin" not in names(emulator, trashed=None)
+
+
+def test_missing_scope_is_eacces(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> None:
+    emulator.add_token("no-delete-token", {"files"})
+    uuid = emulator.seed_file("protected.txt", b"p")
+    m = mount_factory(emulator, mnt, token="no-delete-token")
+    res = sh("rm", m.p("files", "protected.txt"))
+    assert res.returncode != 0
+    assert b"Permission denied" in res.stderr
+    assert emulator.file(uuid)["is_trashed"] is False
+    assert m.proc.poll() is None
