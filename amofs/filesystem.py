@@ -286,12 +286,13 @@ class AmoFS:
             return self._key(ino)
         if parent == views.ROOT:
             return views.ROOT_NAMES.get(name)
+        if parent not in (views.VERSIONS, views.SEARCH, *views.ENTITY_ROOTS.values()):
+            # a cached listing is the whole truth about its folder: no negative entries needed
+            return (await views.listing(self.ctx, parent)).names.get(name)
+        # names that exist without a listing (versions/UUID, leads/ID) cost a request: remember misses
         if self.cache.is_missing(parent, name):
             return None
-        if parent in (views.VERSIONS, views.SEARCH, *views.ENTITY_ROOTS.values()):
-            key = await views.lookup_dynamic(self.ctx, parent, name)
-        else:
-            key = (await views.listing(self.ctx, parent)).names.get(name)
+        key = await views.lookup_dynamic(self.ctx, parent, name)
         if key is None:
             self.cache.set_missing(parent, name)
         return key
@@ -471,7 +472,6 @@ class AmoFS:
         ino = self.inodes.ino(key)
         self._local[ino] = lf
         self._overlay.setdefault(pkey, {})[name] = ino
-        self.cache.clear_missing(pkey, name)
         lf.handles += 1
         self.inodes.lookup(ino)
         fh = self._new_handle(Handle(ino, True, local=lf))
@@ -619,7 +619,6 @@ class AmoFS:
         lst = self.cache.listings.get(folder)
         if lst is not None:
             views.place(lst, model)
-        self.cache.clear_missing(folder, names.shown(model.name, model.extension))
 
     def _list_remove(self, folder: Key, uuid: str) -> None:
         lst = self.cache.listings.get(folder)
@@ -758,7 +757,6 @@ class AmoFS:
         lf.parent = dst_dir
         lf.local_only = names.is_local_only(new_name, self.local_patterns)
         self._overlay.setdefault(dst_dir, {})[new_name] = ino
-        self.cache.clear_missing(dst_dir, new_name)
         if lf.handles == 0 and not lf.local_only:
             self._pending.pop(ino, None)
             await self.uploader.upload(lf)

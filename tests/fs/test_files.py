@@ -177,6 +177,9 @@ async def test_rename_patches_the_name(emulator: Any, p: P) -> None:
     assert emulator.count(method="PATCH") == 1
     assert by_name(emulator, "new name.pdf")["uuid"] == uuid
     assert await p.ls("files") == ["new name.pdf"]
+    # the new name resolves at once (rename probed it as missing just before)
+    await p.rm("files/new name.pdf")
+    assert by_name(emulator, "new name.pdf", trashed=True)["uuid"] == uuid
 
 
 async def test_rename_changing_the_extension(emulator: Any, p: P) -> None:
