@@ -5,17 +5,15 @@ ended at teardown. Tests here must carry ``pytestmark = pytest.mark.mount`` (ski
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from mounthelpers import Mount, start_foreground
+from mounthelpers import Mount, MountFactory, start_foreground
 
 if TYPE_CHECKING:
     from amofs.emulator.server import Emulator
-
-MountFactory = Callable[..., Mount]
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,3 +174,7 @@ def stop_daemon(path: Path) -> None:
             end_pid(pid)
     finally:
         unmount_hard(path)
+
+
+#: the ``mount_factory`` fixture: ``(emulator, path, *extra_args, token=None, wait=True) -> Mount``
+MountFactory = Callable[..., Mount]

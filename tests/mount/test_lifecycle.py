@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import MountFactory
-from mounthelpers import amofs, is_amofs_mount, pid_alive, start_foreground, stop_daemon, unmount_hard
+from mounthelpers import MountFactory, amofs, is_amofs_mount, pid_alive, start_foreground, stop_daemon, unmount_hard
 
 from amofs.mount import find_mount, serving_pid
 

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import MountFactory
-from mounthelpers import Mount, ok, sh
+from mounthelpers import Mount, MountFactory, ok, sh
 
 if TYPE_CHECKING:
     from amofs.emulator.server import Emulator
