@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from mounthelpers import MountFactory, amofs, is_amofs_mount, pid_alive, start_foreground, stop_daemon, unmount_hard
+from mounthelpers import (
+    AMOFS,
+    MountFactory,
+    amofs,
+    is_amofs_mount,
+    pid_alive,
+    start_foreground,
+    stop_daemon,
+    unmount_hard,
+)
 
 from amofs.mount import find_mount, serving_pid
 
@@ -290,3 +300,25 @@ def test_login_with_a_bad_code(emulator: Emulator, tmp_path: Path) -> None:
     res = amofs("login", "--code", "def50200-not-a-code", "--profile", "p")
     assert res.returncode == 1
     assert "authorization code was refused" in error_line(res.stderr)
+
+
+def test_emulator_command_is_delegated(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*AMOFS, "emulator", "--token", "tok-1", "--data", str(tmp_path / "emu")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("amofs emulator: account=http://127.0.0.1:") and line.rstrip().endswith("token=tok-1")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
