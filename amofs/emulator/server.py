@@ -178,9 +178,10 @@ class Emulator:
 
     # -- tokens, OAuth, entities ------------------------------------------------------------------------------
 
-    def add_token(self, token: str, scopes: Iterable[str]) -> None:
-        """Accept another access token with the given scopes (e.g. {"files"} without "files_delete")."""
-        self._store.add_token(token, set(scopes), self.options.user_id)
+    def add_token(self, token: str, scopes: Iterable[str], expires_at: float | None = None) -> None:
+        """Accept another access token with the given scopes (e.g. {"files"} without "files_delete"), until
+        ``expires_at`` (a time.time() value; None = forever), after which it gets 401."""
+        self._store.add_token(token, set(scopes), self.options.user_id, expires_at)
 
     def revoke_token(self, token: str) -> None:
         """Make a token unknown (its next use gets 401)."""
