@@ -312,7 +312,9 @@ def _cmd_login(args: argparse.Namespace) -> int:
     assert s.account_url and s.client_id and s.client_secret and s.redirect_uri
     account, cid, secret, redirect = s.account_url, s.client_id, s.client_secret, s.redirect_uri
     tokens = trio.run(lambda: exchange_code(account, cid, secret, redirect, args.code))
-    new = {"token": tokens["access_token"], "refresh_token": tokens.get("refresh_token")}
+    new = {"token": tokens["access_token"]} | (
+        {"refresh_token": tokens["refresh_token"]} if "refresh_token" in tokens else {}
+    )
     path = save_tokens(s.profile, new, path=s.config_path)
     print(f"amofs: tokens saved to {path}" + (f" (profile {s.profile})" if s.profile else ""))
     return 0

@@ -183,11 +183,9 @@ def _auth(settings: Settings) -> TokenSource:
         profile, path = settings.profile, settings.config_path
 
         def save(tokens: dict[str, Any]) -> None:
-            save_tokens(
-                profile,
-                {"token": tokens["access_token"], "refresh_token": tokens.get("refresh_token")},
-                path=path,
-            )
+            # an answer without a refresh token leaves the saved one in place
+            keep = {"token": tokens["access_token"]} | {k: v for k, v in tokens.items() if k == "refresh_token" and v}
+            save_tokens(profile, keep, path=path)
 
         return OAuthTokens(
             settings.account_url,
