@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
+import re
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -58,6 +60,9 @@ Key = tuple[Hashable, ...]
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 PENDING_GRACE = 3.0  # seconds a closed rename-temp file waits for its rename before it is uploaded as is
+CONTROL: Key = ("dir", ".amofs")  # MOUNT/.amofs/status: the mount's state as JSON, read by `amofs status`
+STATUS: Key = ("ctl", "status")
+_GTRASH = re.compile(r"^\.Trash-(\d+)$")  # GIO's per-user trash folder on a mount ("Move to Trash")
 XATTRS_FILE = ("user.amo.uuid", "user.amo.version_uuid", "user.amo.links")
 XATTRS_VERSION = ("user.amo.version_uuid", "user.amo.file_uuid")
 
@@ -109,6 +114,7 @@ class Handle:
     local: LocalFile | None = None
     reader: RemoteReader | None = None
     entries: list[tuple[str, Key]] | None = None  # a folder handle's snapshot
+    snapshot: bytes | None = None  # a control file's content, taken at open
 
 
 def _ns(seconds: int | float) -> int:
@@ -156,6 +162,8 @@ class AmoFS:
         self._started_ns = time.time_ns()
         self._closed = trio.Event()
         self._stats_cache: tuple[float, Any] | None = None
+        self._gtrash: set[str] = set()  # GIO trash folders made in this mount (".Trash-1000")
+        self.info: dict[str, Any] = {}  # what the mount tells about itself in .amofs/status (profile, account)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -216,9 +224,10 @@ class AmoFS:
             self.cache.put(m)
         return m
 
-    def _dir_attr(self, ino: int) -> Attr:
+    def _dir_attr(self, ino: int, key: Key = ("dir", "")) -> Attr:
         t = self._started_ns
-        return Attr(ino, True, 0, 0o755, 2, t, t, t)
+        perm = 0o700 if len(key) > 1 and key[1] == "gtrash" else 0o755  # GIO wants its trash private
+        return Attr(ino, True, 0, perm, 2, t, t, t)
 
     def _local_attr(self, ino: int, lf: LocalFile) -> Attr:
         t = lf.mtime_ns or self._started_ns
@@ -234,7 +243,9 @@ class AmoFS:
     def _attr_now(self, ino: int, key: Key) -> Attr | None:
         """The attributes when they can be had without a request."""
         if views.is_dir_key(key):
-            return self._dir_attr(ino)
+            return self._dir_attr(ino, key)
+        if key == STATUS:
+            return Attr(ino, False, 0, 0o444, 1, self._started_ns, self._started_ns, time.time_ns())
         lf = self._local.get(ino)
         if key[0] == "new":
             return self._local_attr(ino, lf) if lf else None
@@ -284,8 +295,9 @@ class AmoFS:
         ino = self._overlay.get(parent, {}).get(name)
         if ino is not None:
             return self._key(ino)
-        if parent == views.ROOT:
-            return views.ROOT_NAMES.get(name)
+        virtual = self._virtual_listing(parent)
+        if virtual is not None:
+            return virtual.get(name)
         if parent not in (views.VERSIONS, views.SEARCH, *views.ENTITY_ROOTS.values()):
             # a cached listing is the whole truth about its folder: no negative entries needed
             return (await views.listing(self.ctx, parent)).names.get(name)
@@ -296,6 +308,21 @@ class AmoFS:
         if key is None:
             self.cache.set_missing(parent, name)
         return key
+
+    def _virtual_listing(self, key: Key) -> dict[str, Key] | None:
+        """Folders that live in the mount only: the root, .amofs/, GIO's .Trash-UID/ and its files/, info/."""
+        if key == views.ROOT:
+            out = dict(views.ROOT_NAMES)
+            out[".amofs"] = CONTROL
+            out.update({f".Trash-{uid}": ("dir", "gtrash", uid) for uid in self._gtrash})
+            return out
+        if key == CONTROL:
+            return {"status": STATUS}
+        if len(key) == 3 and key[1] == "gtrash":
+            return {"files": (*key, "files"), "info": (*key, "info")}
+        if len(key) == 4 and key[1] == "gtrash":
+            return {}  # files sent there are in the account's trash/; info/ holds GIO's local notes
+        return None
 
     async def lookup(self, parent: int, name: str) -> Attr:
         pkey = self._dir_key(parent)
@@ -319,8 +346,11 @@ class AmoFS:
     # --- folders ------------------------------------------------------------------------------------------
     async def opendir(self, ino: int) -> int:
         pkey = self._dir_key(ino)
-        lst = await views.listing(self.ctx, pkey)
-        entries = list(lst.names.items())
+        virtual = self._virtual_listing(pkey)
+        if virtual is not None:
+            entries = [(n, k) for n, k in virtual.items() if n != ".amofs"]  # the control folder stays hidden
+        else:
+            entries = list((await views.listing(self.ctx, pkey)).names.items())
         overlay = self._overlay.get(pkey, {})
         if overlay:
             remote = {k: n for n, k in entries}
@@ -352,6 +382,10 @@ class AmoFS:
         pkey = self._dir_key(parent)
         if await self._resolve(pkey, name) is not None:
             raise Exists()
+        m = _GTRASH.match(name)
+        if pkey == views.ROOT and m:
+            self._gtrash.add(m.group(1))
+            return await self.lookup(parent, name)
         raise NotPermitted("the account has no folders; files live flat in files/")
 
     async def rmdir(self, parent: int, name: str) -> None:
@@ -417,6 +451,8 @@ class AmoFS:
             lf.handles += 1
             self._kernel_version.pop(ino, None)
             return Opened(self._new_handle(Handle(ino, writable, local=lf)))
+        if key == STATUS:
+            return Opened(self._new_handle(Handle(ino, False, snapshot=self.status_json())), direct_io=True)
         if key[0] == "file":
             m = await self._model(str(key[1]))
             uuid = m.uuid
@@ -458,7 +494,7 @@ class AmoFS:
             self.inodes.lookup(ino)
             return opened, await self.getattr(ino)
         self._check_creatable(pkey)
-        local_only = names.is_local_only(name, self.local_patterns)
+        local_only = names.is_local_only(name, self.local_patterns) or self._is_gtrash_info(pkey)
         lf = LocalFile(
             self.dirs.new_spool(),
             name=names.unescape(name),
@@ -478,11 +514,19 @@ class AmoFS:
         return Opened(fh), self._local_attr(ino, lf)
 
     def _check_creatable(self, pkey: Key) -> None:
-        if pkey == views.FILES or views.entity_of(pkey) is not None:
+        if pkey == views.FILES or views.entity_of(pkey) is not None or self._is_gtrash_info(pkey):
             return
         if pkey == views.VERSIONS or pkey[1] in ("versions", "search"):
             raise ReadOnly("this folder is read-only")
         raise NotPermitted("files can be created in files/ and in entity folders only")
+
+    @staticmethod
+    def _is_gtrash_files(key: Key) -> bool:
+        return len(key) == 4 and key[1] == "gtrash" and key[3] == "files"
+
+    @staticmethod
+    def _is_gtrash_info(key: Key) -> bool:
+        return len(key) == 4 and key[1] == "gtrash" and key[3] == "info"
 
     async def _fetch_into(self, ino: int, fd: int) -> int:
         """Copy an account file's current bytes into ``fd`` (before a partial overwrite); return the size."""
@@ -515,6 +559,8 @@ class AmoFS:
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         h = self._handle(fh)
+        if h.snapshot is not None:
+            return h.snapshot[offset : offset + size]
         lf = h.local or self._local.get(h.ino)
         if lf is not None:
             await lf.ensure_loaded(lambda fd: self._fetch_into(h.ino, fd))
@@ -688,9 +734,7 @@ class AmoFS:
         self.inodes.lookup(ino)
         return await self.getattr(ino)
 
-    async def rename(
-        self, old_parent: int, old_name: str, new_parent: int, new_name: str, flags: int
-    ) -> None:
+    async def rename(self, old_parent: int, old_name: str, new_parent: int, new_name: str, flags: int) -> None:
         src_dir, dst_dir = self._dir_key(old_parent), self._dir_key(new_parent)
         if flags & RENAME_EXCHANGE:
             raise NotSupported("exchanging two names is not supported")
@@ -720,8 +764,11 @@ class AmoFS:
             await self._restore(str(src[1]), new_name, dst)
         elif src_dir == views.FILES and dst_dir == views.FILES:
             await self._rename_file(str(src[1]), new_name, dst)
-        elif src_dir == views.FILES and dst_dir == views.TRASH:
-            await self._delete(str(src[1]))
+        elif src_dir == views.FILES and (dst_dir == views.TRASH or self._is_gtrash_files(dst_dir)):
+            await self._delete(str(src[1]))  # rm, or a file manager's "Move to Trash"
+        elif ent_src is not None and self._is_gtrash_files(dst_dir):
+            await self.client.unlink_files(ent_src[0], ent_src[1], [str(src[1])])  # as rm there does
+            self._list_remove(src_dir, str(src[1]))
         elif ent_dst is not None and (src_dir == views.FILES or ent_src is not None):
             m = await self._model(str(src[1]))
             await self.client.link_files(ent_dst[0], ent_dst[1], [m.uuid])
@@ -755,7 +802,7 @@ class AmoFS:
                 lf.target_uuid = str(dst[1])  # the new bytes become a new version of the target
         lf.name = names.unescape(new_name)
         lf.parent = dst_dir
-        lf.local_only = names.is_local_only(new_name, self.local_patterns)
+        lf.local_only = names.is_local_only(new_name, self.local_patterns) or self._is_gtrash_info(dst_dir)
         self._overlay.setdefault(dst_dir, {})[new_name] = ino
         if lf.handles == 0 and not lf.local_only:
             self._pending.pop(ino, None)
@@ -789,9 +836,7 @@ class AmoFS:
 
     async def _copy_as_version(self, src: FileModel, target_uuid: str, full_name: str) -> FileModel:
         spool = self.dirs.new_spool()
-        lf = LocalFile(
-            spool, name=full_name, parent=views.FILES, target_uuid=target_uuid, size=src.size, loaded=False
-        )
+        lf = LocalFile(spool, name=full_name, parent=views.FILES, target_uuid=target_uuid, size=src.size, loaded=False)
         try:
             src_ino = self.inodes.ino(views.file_key(src.uuid))
             await lf.ensure_loaded(lambda fd: self._fetch_into(src_ino, fd))
@@ -879,11 +924,18 @@ class AmoFS:
         return StatFs(bs, total // bs, free // bs, 1 << 32, 1 << 31)
 
     # --- status -------------------------------------------------------------------------------------------
+    def status_json(self) -> bytes:
+        return (json.dumps(self.status(), ensure_ascii=False, indent=2) + "\n").encode()
+
     def status(self) -> dict[str, Any]:
+        st = self.client.stats
         return {
-            "uploads_in_flight": [
-                {"name": n, "sent": s, "total": t} for (n, s, t) in self.uploader.in_flight.values()
-            ],
+            **self.info,
+            "account": self.client.account_url,
+            "requests": st.requests,
+            "throttled": st.throttled,
+            "retries": st.retries,
+            "uploads_in_flight": [{"name": n, "sent": s, "total": t} for (n, s, t) in self.uploader.in_flight.values()],
             "uploads_waiting": len(self._pending),
             "uploaded": self.uploader.uploaded,
             "upload_failures": self.uploader.failed,

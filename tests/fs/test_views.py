@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fshelpers import P, by_name
 
-from amofs.errors import AmoError, InvalidName, NoEntry, NotPermitted, ReadOnly, errno_of
+from amofs.errors import AmoError, Exists, InvalidName, NoEntry, NotPermitted, ReadOnly, errno_of
 from amofs.filesystem import AmoFS
 
 
@@ -176,3 +176,34 @@ async def test_search_lists_matches_read_only(emulator: Any, p: P) -> None:
     with pytest.raises(AmoError) as e:
         await p.write("search/Договор/new.pdf", b"x")
     assert errno_of(e.value) == errno.EROFS
+
+
+async def test_control_file_reports_status_and_stays_hidden(emulator: Any, fs: AmoFS, p: P) -> None:
+    import json
+
+    emulator.seed_file("a.txt", b"x")
+    await p.ls("files")
+    assert ".amofs" not in await p.ls("")
+    status = json.loads(await p.read(".amofs/status"))
+    assert status["requests"] >= 1
+    assert status["uploads_in_flight"] == []
+    assert status["account"] == emulator.account_url
+
+
+async def test_gio_trash_folder_moves_files_to_the_account_trash(emulator: Any, fs: AmoFS, p: P) -> None:
+    uuid = emulator.seed_file("draft.docx", b"x")
+    root = await p.ino("")
+    await fs.mkdir(root, ".Trash-1000")
+    tr = await p.ino(".Trash-1000")
+    for sub in ("files", "info"):  # they exist with it (GIO's g_mkdir_with_parents takes EEXIST)
+        with pytest.raises(Exists):
+            await fs.mkdir(tr, sub)
+    assert (await p.stat(".Trash-1000")).perm == 0o700
+    # GIO writes the info file under a temp name and renames it (g_file_set_contents)
+    await p.write(".Trash-1000/info/draft.docx.trashinfo.AB12CD", b"[Trash Info]\nPath=/m/files/draft.docx\n")
+    await p.mv(".Trash-1000/info/draft.docx.trashinfo.AB12CD", ".Trash-1000/info/draft.docx.trashinfo")
+    await p.mv("files/draft.docx", ".Trash-1000/files/draft.docx")
+    assert [f["uuid"] for f in emulator.files(trashed=True)] == [uuid]
+    assert await p.ls("files") == []
+    assert emulator.count(method="POST", path_prefix="/v1.0/sessions") == 0  # the info file stayed local
+    assert await p.ls(".Trash-1000/info") == ["draft.docx.trashinfo"]
