@@ -1,7 +1,7 @@
 """Traffic: the request log and the rate limiter shared by all four listeners of one emulator.
 
 Owns ``Req`` (one log record per answered request; control requests under ``/_emulator/`` are not logged),
-the token bucket (``rate_limit`` requests/s, burst = rate, counted across every host, upload parts and
+the token bucket (``rate_limit`` requests/s, burst = max(1, rate), counted across every host, upload parts and
 downloads included), the count of rate-limit violations and the "blocked" state that ``block_after`` turns on
 and ``unblock()`` turns off. Thread-safe; holds no reference to the HTTP layer.
 """
@@ -95,9 +95,10 @@ class Traffic:
             return 0.0
         with self._lock:
             now = time.monotonic()
+            burst = max(1.0, rate)
             if self._rate != rate:  # (re)configured: start with a full bucket
-                self._rate, self._tokens, self._stamp = rate, rate, now
-            self._tokens = min(rate, self._tokens + (now - self._stamp) * rate)
+                self._rate, self._tokens, self._stamp = rate, burst, now
+            self._tokens = min(burst, self._tokens + (now - self._stamp) * rate)
             self._stamp = now
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
