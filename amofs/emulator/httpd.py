@@ -175,7 +175,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "nginx"
     sys_version = ""
-    timeout = 300  # idle keep-alive connections end after this
+    timeout = 60  # a connection idle (or stalled mid-body) this long is closed, as nginx does
     disable_nagle_algorithm = True  # else a small answer can wait 40 ms for the client's delayed ACK
     server: Listener
 
@@ -218,7 +218,8 @@ class _HTTPHandler(BaseHTTPRequestHandler):
                 self.send_header("Content-Type", r.content_type)
             for k, v in r.headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(length))
+            if r.status != 204:  # RFC 9110 §8.6: no Content-Length on 204
+                self.send_header("Content-Length", str(length))
             if r.close or r.cut_after is not None:
                 self.send_header("Connection", "close")
                 self.close_connection = True
