@@ -56,7 +56,7 @@ class EmulatorOptions:
     stats_endpoint: bool = _opt(True, "serve GET /v1.0/files/stats (off: 403 as for an integration token)")
     search_delay: float = _opt(0.0, "seconds before a new file can be found with filter[term]")
     # rate limiting
-    rate_limit: float | None = _opt(None, "requests per second across all hosts (token bucket, burst = rate)")
+    rate_limit: float | None = _opt(None, "requests per second across all hosts (token bucket, burst = max(1, rate))")
     rate_limit_html: bool = _opt(True, "429 as an HTML page without Retry-After (real); off: JSON + Retry-After")
     block_after: int | None = _opt(None, "after N rate-limit violations answer 403 (nginx HTML) to everything")
     # injected faults
