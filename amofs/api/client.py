@@ -276,7 +276,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def _mentions_size(exc: ApiError) -> bool:
     text = (json.dumps(exc.detail, ensure_ascii=False) if exc.detail is not None else "") + exc.message
     text = text.lower()
-    return any(w in text for w in ("size", "large", "big", "limit"))
+    about_size = any(w in text for w in ("size", "размер"))
+    too_much = any(w in text for w in ("exceed", "large", "big", "max", "limit", "превыш", "больш"))
+    return about_size and too_much
 
 
 # --- politeness --------------------------------------------------------------------------------------------

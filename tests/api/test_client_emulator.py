@@ -452,3 +452,109 @@ async def test_oauth_code_exchange_and_refresh(emulator: Any) -> None:
         with pytest.raises(AuthError):
             await client.get_file(uuid)
     assert emulator.count(method="POST", path_prefix="/oauth2/access_token") == 3
+
+
+# --- every endpoint × its documented failures ---------------------------------------------------------------------
+
+MISSING = "00000000-0000-0000-0000-000000000000"
+
+
+def calls(uuid: str) -> dict[str, Any]:
+    """One call per client method, on a file/entity that exists."""
+    return {
+        "create_session": lambda c: c.create_session("a.txt", 3),
+        "list_files": lambda c: c.list_files(),
+        "get_file": lambda c: c.get_file(uuid),
+        "rename_file": lambda c: c.rename_file(uuid, "b"),
+        "set_active_version": lambda c: c.set_active_version(uuid, MISSING),
+        "delete_files": lambda c: c.delete_files([uuid]),
+        "restore_files": lambda c: c.restore_files([uuid]),
+        "versions": lambda c: c.versions(uuid),
+        "entity_files": lambda c: c.entity_files("leads", 1),
+        "link_files": lambda c: c.link_files("leads", 1, [uuid]),
+        "unlink_files": lambda c: c.unlink_files("leads", 1, [uuid]),
+        "file_links": lambda c: c.file_links(uuid),
+    }
+
+
+DRIVE_CALLS = ["create_session", "list_files", "get_file", "rename_file", "set_active_version", "delete_files"]
+DRIVE_CALLS += ["restore_files", "versions"]
+
+
+@pytest.mark.parametrize("name", list(calls("x")))
+async def test_every_endpoint_401(emulator: Any, name: str) -> None:
+    uuid = emulator.seed_file("a.txt", b"a")
+    async with make_client(emulator, token="not-a-known-token") as client:
+        with pytest.raises(AuthError) as info:
+            await calls(uuid)[name](client)
+    assert info.value.status == 401 and info.value.method and info.value.path
+    assert "not-a-known-token" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", DRIVE_CALLS)
+async def test_every_drive_endpoint_403_without_scope(emulator: Any, name: str) -> None:
+    uuid = emulator.seed_file("a.txt", b"a")
+    emulator.add_token("no-scopes", [])
+    async with make_client(emulator, token="no-scopes") as client:
+        with pytest.raises(Forbidden) as info:
+            await calls(uuid)[name](client)
+        assert type(info.value) is Forbidden and info.value.status == 403
+        assert not client.blocked
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("create_session", lambda c: c.create_session("", 3)),
+        ("create_session size", lambda c: c.create_session("a.txt", -1)),
+        ("list_files", lambda c: c.list_files(FileFilter(date_type="nonsense"))),
+        ("rename_file", lambda c: c.rename_file(UUID_PLACEHOLDER, "")),
+        ("delete_files", lambda c: c.delete_files(["not-a-uuid"])),
+        ("restore_files", lambda c: c.restore_files(["not-a-uuid"])),
+        ("link_files", lambda c: c.link_files("leads", 1, ["not-a-uuid"])),
+        ("unlink_files", lambda c: c.unlink_files("leads", 1, ["not-a-uuid"])),
+    ],
+)
+async def test_bad_requests_are_400(emulator: Any, name: str, call: Any) -> None:
+    uuid = emulator.seed_file("a.txt", b"a")
+    async with make_client(emulator) as client:
+        with pytest.raises(BadRequest) as info:
+            await call(_Bound(client, uuid))
+    assert info.value.status == 400 and info.value.detail is not None
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get_file(MISSING),
+        lambda c: c.rename_file(MISSING, "x"),
+        lambda c: c.set_active_version(MISSING, MISSING),
+        lambda c: c.versions(MISSING),
+        lambda c: c.entity_files("leads", 999),
+        lambda c: c.link_files("contacts", 999, [MISSING]),
+        lambda c: c.unlink_files("companies", 999, [MISSING]),
+    ],
+)
+async def test_missing_things_are_404(emulator: Any, call: Any) -> None:
+    async with make_client(emulator) as client:
+        with pytest.raises(NotFound) as info:
+            await call(client)
+    assert info.value.status == 404
+
+
+UUID_PLACEHOLDER = "<uuid>"
+
+
+class _Bound:
+    """The client, with UUID_PLACEHOLDER in string arguments replaced by a real file's uuid."""
+
+    def __init__(self, client: AmoClient, uuid: str) -> None:
+        self._client, self._uuid = client, uuid
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kw: Any) -> Any:
+            return method(*[self._uuid if a == UUID_PLACEHOLDER else a for a in args], **kw)
+
+        return call

@@ -757,6 +757,13 @@ async def test_create_session_400_over_size_is_too_large(mock_api: MockApi) -> N
     client = mock_api(lambda r: problem(400, "file_size exceeds max_file_size"))
     with pytest.raises(TooLarge):
         await client.create_session("big.bin", 10**12)
+    client = mock_api(lambda r: problem(400, "Размер файла превышает допустимый"))
+    with pytest.raises(TooLarge):
+        await client.create_session("big.bin", 10**12)
+    client = mock_api(lambda r: problem(400, "file_size must be a non-negative integer"))
+    with pytest.raises(BadRequest) as info:
+        await client.create_session("", -1)
+    assert type(info.value) is BadRequest
     client = mock_api(lambda r: problem(400, "file_name is empty"))
     with pytest.raises(BadRequest) as info:
         await client.create_session("", 1)
