@@ -38,6 +38,9 @@ DEFAULT_LOCAL_PATTERNS: tuple[str, ...] = (
     ".*.swp",  # vim
     ".*.swx",
     ".*.swo",
+    ".*.swn",
+    "4913",  # vim's probe that the folder is writable, made and removed on every save
+    "#*#",  # emacs auto-save
     "*~",  # emacs, gedit backups
     ".#*",  # emacs lock links
     ".goutputstream-*",  # GLib/GIO atomic-replace temp files
