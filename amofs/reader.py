@@ -85,9 +85,7 @@ class RemoteReader:
                 self._pos = offset
                 while len(self._buf) < length:
                     if not await self._fill():
-                        raise ProtocolError(
-                            f"download ended at byte {self._pos + len(self._buf)} of {self.size}"
-                        )
+                        raise ProtocolError(f"download ended at byte {self._pos + len(self._buf)} of {self.size}")
                 data = bytes(self._buf[:length])
                 del self._buf[:length]
                 self._pos += length
