@@ -333,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, sqlite3.Error) as e:
         print(f"amofs emulator: error: {e}", file=sys.stderr, flush=True)
         return 1
+    except Exception as e:  # a bug: still one line for the user, the details in the log
+        log.debug("emulator failed", exc_info=True)
+        print(f"amofs emulator: internal error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return 1
     finally:
         if emu is not None:
             emu.stop()
