@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import tracemalloc
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -215,3 +216,30 @@ def test_interrupted_part_leaves_nothing(http: Any) -> None:
         r = c.post(s["upload_url"], content=b"0123456789")
     assert r.status_code == 200
     assert http.emu.content(r.json()["uuid"]) == b"0123456789"
+
+
+def test_large_part_and_download_stream(emulator_factory: Any, http_for: Any) -> None:
+    """Neither direction holds the file in memory: 16 MiB in one part and back out, peak well below that."""
+    size = 16 << 20
+    emu = emulator_factory(max_part_size=size)
+    http = http_for(emu)
+    s = http.session("big.bin", size).json()
+    block = os.urandom(1 << 16)
+
+    def body() -> Any:
+        for _ in range(size // len(block)):
+            yield block
+
+    tracemalloc.start()
+    try:
+        r = http.bare.post(s["upload_url"], content=body(), headers={"Content-Length": str(size)})
+        assert r.status_code == 200
+        got = 0
+        with http.client.stream("GET", r.json()["_links"]["download"]["href"], follow_redirects=True) as d:
+            for chunk in d.iter_raw(1 << 16):
+                got += len(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == size
+    assert peak < 3 << 20, peak
