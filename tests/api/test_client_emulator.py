@@ -558,3 +558,18 @@ class _Bound:
             return method(*[self._uuid if a == UUID_PLACEHOLDER else a for a in args], **kw)
 
         return call
+
+
+async def test_smaller_server_page_halves_limit(emulator_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
+    emu = emulator_factory(max_page_size=100)
+    emu.seed_many([(f"f{i:03}.txt", b"x") for i in range(130)])
+    emu.add_entity("leads", 5, "Lead")
+    async with make_client(emu) as client:
+        files = await client.list_files()
+        assert len(files) == 130
+        limits = [r.query for r in emu.log if r.path == "/v1.0/files"][:3]
+        assert ["limit=250" in limits[0], "limit=125" in limits[1], "limit=62" in limits[2]] == [True] * 3
+        await client.link_files("leads", 5, [f.uuid for f in files[:70]])
+        links = await client.entity_files("leads", 5)
+        assert len(links) == 70
+    assert any("refused with 400" in r.getMessage() for r in caplog.records)
