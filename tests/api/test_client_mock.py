@@ -374,7 +374,9 @@ async def test_401_one_refresh_shared_by_concurrent_requests(
     assert client.stats.refreshes == 1
 
 
-async def test_401_after_refresh_is_auth_error_without_loop(mock_api: MockApi) -> None:
+async def test_401_after_refresh_is_auth_error_without_loop(
+    mock_api: MockApi, autojump_clock: trio.testing.MockClock
+) -> None:
     tokens = CountingTokens()
     client = mock_api(lambda r: problem(401, "no"), auth=tokens)
     with pytest.raises(AuthError):
