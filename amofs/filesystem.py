@@ -49,7 +49,7 @@ from amofs.errors import (
 )
 from amofs.inodes import ROOT_INODE, InodeTable
 from amofs.localfiles import CacheDir
-from amofs.metacache import Listing, MetaCache
+from amofs.metacache import Listing, MetaCache, file_key
 from amofs.reader import RemoteReader
 from amofs.writer import LocalFile, Uploader
 
@@ -142,9 +142,13 @@ class AmoFS:
         cache_ttl: float = 60.0,
         local_patterns: Sequence[str] = names.DEFAULT_LOCAL_PATTERNS,
         content_cache_bytes: int = 2 << 30,
+        poll_interval: float | None = None,
+        persist_metadata: bool = True,
     ) -> None:
         self.client = client
-        self.cache = MetaCache(cache_ttl)
+        db = cache_dir / "meta.sqlite" if persist_metadata else None
+        self.cache = MetaCache(cache_ttl, db=db, account=client.account_url)
+        self.poll_interval = poll_interval
         self.ctx = views.Ctx(client, self.cache)
         self.inodes = InodeTable()
         self.dirs = CacheDir(cache_dir, content_cache_bytes)
@@ -168,6 +172,7 @@ class AmoFS:
     # --- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
         self.dirs.prepare()
+        await self.cache.index.load()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -175,6 +180,18 @@ class AmoFS:
             with trio.move_on_after(1.0):
                 await self._closed.wait()
             await self._upload_due(trio.current_time())
+            await self._poll_due()
+
+    async def _poll_due(self) -> None:
+        """With --poll-interval: sync the index in the background, so changes made elsewhere show up."""
+        idx = self.cache.index
+        if not self.poll_interval or idx.files is None or self._closed.is_set():
+            return
+        if trio.current_time() - idx.checked >= self.poll_interval:
+            try:
+                await views.refresh(self.ctx, force=True)
+            except AmoError as e:
+                log.warning("background refresh failed: %s", e)
 
     async def close(self) -> None:
         """Upload what waits, then stop ``run``. Every upload in flight finishes first."""
@@ -185,6 +202,7 @@ class AmoFS:
         while self.uploader.in_flight:
             await trio.sleep(0.05)
         self._closed.set()
+        await self.cache.index.save()
         for h in list(self._handles.values()):
             if h.reader is not None:
                 await h.reader.close()
@@ -215,7 +233,10 @@ class AmoFS:
         return key
 
     async def _model(self, uuid: str) -> FileModel:
-        m = self.cache.model(uuid)
+        idx = self.cache.index
+        if not idx.fresh() and idx.files is not None:
+            await views.refresh(self.ctx)  # one incremental sync refreshes every file at once
+        m = self.cache.model(uuid) if idx.fresh() else None
         if m is None:
             try:
                 m = await self.client.get_file(uuid)
@@ -250,7 +271,7 @@ class AmoFS:
         if key[0] == "new":
             return self._local_attr(ino, lf) if lf else None
         if key[0] == "file":
-            m = self.cache.model(str(key[1]))
+            m = self.cache.model(str(key[1])) if self.cache.index.fresh() else None
             if m is not None:
                 return self._model_attr(ino, m)
             return self._local_attr(ino, lf) if lf and lf.loaded else None
@@ -649,11 +670,10 @@ class AmoFS:
             if other is lf:
                 ino = i
                 break
-        key = views.file_key(model.uuid)
+        key = file_key(model.uuid)
         if ino is not None and self.inodes.key(ino) != key:
             self._remove_overlay(ino)
             self.inodes.rekey(ino, key)
-        self._list_add(views.FILES, model)
         ent = views.entity_of(lf.parent)
         if ent is not None:
             await self.client.link_files(ent[0], ent[1], [model.uuid])
@@ -664,12 +684,12 @@ class AmoFS:
     def _list_add(self, folder: Key, model: FileModel) -> None:
         lst = self.cache.listings.get(folder)
         if lst is not None:
-            views.place(lst, model)
+            lst.place(model)
 
     def _list_remove(self, folder: Key, uuid: str) -> None:
         lst = self.cache.listings.get(folder)
         if lst is not None:
-            lst.remove(views.file_key(uuid))
+            lst.remove(file_key(uuid))
 
     # --- namespace operations -----------------------------------------------------------------------------
     async def unlink(self, parent: int, name: str) -> None:
@@ -700,16 +720,11 @@ class AmoFS:
 
     async def _delete(self, uuid: str) -> None:
         await self.client.delete_files([uuid])
-        m = self.cache.models.get(uuid)
-        self._list_remove(views.FILES, uuid)
+        m = self.cache.model(uuid)
         self.cache.drop_listing(views.VERSIONS)
-        if m is not None:
-            trashed = dataclasses.replace(m, is_trashed=True, deleted_at=int(time.time()))
-            self.cache.put(trashed)
-            self._list_add(views.TRASH, trashed)
-        else:
-            self.cache.drop_listing(views.TRASH)
-        ino = self.inodes.find(views.file_key(uuid))
+        if m is not None:  # it leaves files/ and shows in trash/ at once
+            self.cache.put(dataclasses.replace(m, is_trashed=True, deleted_at=int(time.time())))
+        ino = self.inodes.find(file_key(uuid))
         if ino is not None and ino in self._local:
             self._local[ino].unlinked = True
             self._drop_local_if_idle(ino)
@@ -829,16 +844,16 @@ class AmoFS:
 
     def _renamed(self, old: FileModel, new: FileModel) -> None:
         self.cache.put(new)
-        for folder in (views.FILES, *[k for k in self.cache.listings if views.entity_of(k)]):
+        for folder in [k for k in self.cache.listings if views.entity_of(k)]:
             lst = self.cache.listings.get(folder)
-            if lst is not None and views.file_key(old.uuid) in lst.by_key:
-                views.place(lst, new)
+            if lst is not None and file_key(old.uuid) in lst.by_key:
+                lst.place(new)
 
     async def _copy_as_version(self, src: FileModel, target_uuid: str, full_name: str) -> FileModel:
         spool = self.dirs.new_spool()
         lf = LocalFile(spool, name=full_name, parent=views.FILES, target_uuid=target_uuid, size=src.size, loaded=False)
         try:
-            src_ino = self.inodes.ino(views.file_key(src.uuid))
+            src_ino = self.inodes.ino(file_key(src.uuid))
             await lf.ensure_loaded(lambda fd: self._fetch_into(src_ino, fd))
             lf.touch()
             model = await self.uploader.upload(lf)
@@ -851,14 +866,12 @@ class AmoFS:
         restored = await self.client.restore_files([uuid])
         m = next((r for r in restored if r.uuid == uuid), None) or await self.client.get_file(uuid)
         self.cache.put(m)
-        self._list_remove(views.TRASH, uuid)
         self.cache.drop_listing(views.VERSIONS)
         if dst is None and new_name != names.shown(m.name, m.extension):
             full = names.unescape(new_name)
             m = await self.client.rename_file(uuid, names.split(full)[0] if m.extension else full)
             self.cache.put(m)
-        # a name taken by a live file is never overwritten: the restored file takes its collision name
-        self._list_add(views.FILES, m)
+        # a name taken by a live file is never overwritten: the restored file took its collision name (put)
 
     async def _promote(self, src: Key, dst: Key | None) -> None:
         v = self.ctx.versions.get(str(src[1]))

@@ -1,29 +1,52 @@
-"""The metadata cache: what the service said about files and folders, kept for ``ttl`` seconds.
+"""The metadata cache: what the service said about files and folders, and for how long it is believed.
 
-Owns two ``cachetools.TTLCache``s with ``timer=trio.current_time`` (so tests move time with a MockClock):
-    models    file uuid → FileModel (live or trashed), filled by every listing and every answer
-    listings  folder key → Listing (shown name ↔ child key, plus whatever the folder keeps, e.g. versions)
-and a negative cache of names looked up and not found (so a shell's repeated probes cost nothing).
+Owns:
+    FileIndex   every file the mount knows (live and trashed) by uuid, with the files/ and trash/ listings
+                derived from it and kept in step on every ``put``. It is believed for ``ttl`` seconds after a
+                sync; then the next use syncs again — incrementally once files/ was listed whole: the live
+                files changed since the last sync (``filter[date][type]=updated_at``, usually one request) plus
+                the trash (usually one request; a DELETE need not touch ``updated_at``, so deletions made
+                elsewhere are seen as new trash entries). Persisted in SQLite (``meta.sqlite`` in the cache
+                dir), so a remount answers ``ls`` after one incremental sync instead of a full listing.
+    MetaCache   the index, plus ``cachetools.TTLCache``s (timer ``trio.current_time``, so tests move time with
+                a MockClock) of the other folders' listings (entity folders, versions/UUID, search/TERM) and of
+                names looked up and not found in folders that have no listing; ``once`` makes concurrent
+                fetches of one thing share one request sequence.
 
-Every mutation made through the mount updates these at once (``put``/``forget_file``/``Listing.add`` …)
-instead of dropping them, so a file just copied in is listed at once and the next ``ls`` makes no request.
-``single_flight`` makes concurrent fetches of one folder share one request sequence.
+Every mutation made through the mount updates the index at once (``put``), so a file just copied in is listed
+at once and the next ``ls`` makes no request.
 
-Must not: await while holding no lock over a partly updated Listing (each update is synchronous).
+Must not: await between the steps of one update (each ``put`` is synchronous); SQLite runs in a worker
+thread, one operation at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
+import dataclasses
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import trio
 from cachetools import TTLCache
 
+from amofs import names
 from amofs.api.models import FileModel
 
+log = logging.getLogger(__name__)
+
 Key = tuple[Hashable, ...]
+T = TypeVar("T")
+
+SCHEMA = 1
+
+
+def file_key(uuid: str) -> Key:
+    return ("file", uuid)
 
 
 @dataclass
@@ -37,6 +60,10 @@ class Listing:
     @classmethod
     def of(cls, names: dict[str, Key]) -> Listing:
         return cls(names=names, by_key={k: n for n, k in names.items()})
+
+    @classmethod
+    def of_files(cls, models: Iterable[FileModel]) -> Listing:
+        return cls.of({n: file_key(u) for n, u in names.assign(models).items()})
 
     def add(self, name: str, key: Key) -> None:
         old = self.by_key.pop(key, None)
@@ -53,13 +80,183 @@ class Listing:
         if name is not None:
             self.names.pop(name, None)
 
+    def place(self, model: FileModel) -> str:
+        """Add (or move) a file under the name the collision rule gives it here; return the name."""
+        key = file_key(model.uuid)
+        plain = names.fit(names.shown(model.name, model.extension), model.extension, model.uuid)
+        if self.by_key.get(key) in (plain, names.with_suffix(plain, model.extension, model.uuid)):
+            return self.by_key[key]  # unchanged: keep a suffixed name suffixed
+        holder = self.names.get(plain)
+        name = plain if holder is None or holder == key else names.with_suffix(plain, model.extension, model.uuid)
+        self.add(name, key)
+        return name
+
+
+class FileIndex:
+    def __init__(self, ttl: float, db: Path | None = None, account: str = "") -> None:
+        self.ttl = ttl
+        self.models: dict[str, FileModel] = {}
+        self.files: Listing | None = None  # files/ when the live set is known whole
+        self.trash: Listing | None = None  # trash/ likewise
+        self.synced_wall: int | None = None  # server-clock second the last whole/incremental sync started
+        self.checked = float("-inf")  # trio time of the last sync
+        self._db_path = db
+        self._account = account
+        self._dirty: set[str] = set()
+        self._db_lock = trio.Lock()
+        self._db_reset = False
+
+    def fresh(self) -> bool:
+        return trio.current_time() - self.checked < self.ttl
+
+    def mark_synced(self, wall: int) -> None:
+        self.synced_wall = wall
+        self.checked = trio.current_time()
+
+    # --- updates ------------------------------------------------------------------------------------------
+    def put(self, m: FileModel) -> None:
+        """Believe ``m``: it joins (or moves between) files/ and trash/ at once."""
+        self.models[m.uuid] = m
+        self._dirty.add(m.uuid)
+        key = file_key(m.uuid)
+        here, there = (self.trash, self.files) if m.is_trashed else (self.files, self.trash)
+        if there is not None:
+            there.remove(key)
+        if here is not None:
+            here.place(m)
+
+    def drop(self, uuid: str) -> None:
+        """Forget a file the service no longer has."""
+        self.models.pop(uuid, None)
+        self._dirty.add(uuid)
+        for lst in (self.files, self.trash):
+            if lst is not None:
+                lst.remove(file_key(uuid))
+
+    def set_whole(self, trashed: bool, models: list[FileModel]) -> None:
+        """A complete listing of files/ (trashed False) or trash/: replace what was believed about it."""
+        seen = {m.uuid for m in models}
+        for m in models:
+            self.models[m.uuid] = m
+            self._dirty.add(m.uuid)
+        for uuid, old in list(self.models.items()):
+            if old.is_trashed == trashed and uuid not in seen:
+                self.drop(uuid)  # gone from that set; a later answer says where it went
+        lst = Listing.of_files(models)
+        if trashed:
+            self.trash = lst
+            if self.files is not None:
+                for m in models:
+                    self.files.remove(file_key(m.uuid))
+        else:
+            self.files = lst
+            if self.trash is not None:
+                for m in models:
+                    self.trash.remove(file_key(m.uuid))
+
+    # --- persistence --------------------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Read the persisted index (nothing if absent, damaged, or of another account)."""
+        if self._db_path is None:
+            return
+        async with self._db_lock:
+            got = await trio.to_thread.run_sync(self._load_sync)
+        if got is None:
+            return
+        models, meta = got
+        self.models = {m.uuid: m for m in models}
+        if meta.get("files_complete"):
+            self.files = Listing.of_files(m for m in models if not m.is_trashed)
+        if meta.get("trash_complete"):
+            self.trash = Listing.of_files(m for m in models if m.is_trashed)
+        wall = meta.get("synced_wall")
+        self.synced_wall = int(wall) if isinstance(wall, int) else None
+        log.info("metadata cache: %d files from %s", len(models), self._db_path)
+
+    def _connect(self) -> sqlite3.Connection:
+        assert self._db_path is not None
+        con = sqlite3.connect(self._db_path)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        con.execute("CREATE TABLE IF NOT EXISTS files (uuid TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        return con
+
+    def _load_sync(self) -> tuple[list[FileModel], dict[str, Any]] | None:
+        assert self._db_path is not None
+        if not self._db_path.exists():
+            return None
+        try:
+            con = self._connect()
+            try:
+                meta = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
+                if meta.get("schema") != SCHEMA or meta.get("account") != self._account:
+                    self._db_reset = True
+                    return None
+                models = [FileModel(**json.loads(d)) for (d,) in con.execute("SELECT data FROM files")]
+                return models, meta
+            finally:
+                con.close()
+        except (sqlite3.Error, ValueError, TypeError) as e:
+            log.warning("metadata cache %s unreadable (%s); starting empty", self._db_path, e)
+            self._db_reset = True
+            return None
+
+    async def save(self) -> None:
+        """Write what changed since the last save (in a worker thread)."""
+        if self._db_path is None:
+            return
+        async with self._db_lock:
+            dirty, self._dirty = self._dirty, set()
+            rows: list[tuple[str, str | None]] = [
+                (u, json.dumps(dataclasses.asdict(m), ensure_ascii=False)) if (m := self.models.get(u)) else (u, None)
+                for u in dirty
+            ]
+            meta = {
+                "schema": SCHEMA,
+                "account": self._account,
+                "synced_wall": self.synced_wall,
+                "files_complete": self.files is not None,
+                "trash_complete": self.trash is not None,
+            }
+            try:
+                await trio.to_thread.run_sync(self._save_sync, rows, meta)
+            except sqlite3.Error as e:
+                log.warning("could not save the metadata cache to %s: %s", self._db_path, e)
+
+    def _save_sync(self, rows: list[tuple[str, str | None]], meta: dict[str, Any]) -> None:
+        con = self._connect()
+        try:
+            with con:
+                if self._db_reset:
+                    con.execute("DELETE FROM files")
+                    self._db_reset = False
+                    rows = [(u, json.dumps(dataclasses.asdict(m), ensure_ascii=False)) for u, m in self.models.items()]
+                con.executemany(
+                    "INSERT INTO files (uuid, data) VALUES (?, ?) ON CONFLICT(uuid) DO UPDATE SET data=excluded.data",
+                    [r for r in rows if r[1] is not None],
+                )
+                con.executemany("DELETE FROM files WHERE uuid=?", [(r[0],) for r in rows if r[1] is None])
+                con.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    [(k, json.dumps(v)) for k, v in meta.items()],
+                )
+        finally:
+            con.close()
+
 
 class MetaCache:
-    def __init__(self, ttl: float, *, max_files: int = 1_000_000, max_dirs: int = 100_000) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        db: Path | None = None,
+        account: str = "",
+        max_dirs: int = 100_000,
+    ) -> None:
         self.ttl = ttl
-        # TTLCache refuses ttl 0 at lookups in a useful way (everything expires at once); keep it tiny instead
-        t = max(ttl, 1e-9)
-        self.models: TTLCache[str, FileModel] = TTLCache(max_files, t, timer=trio.current_time)
+        t = max(ttl, 1e-9)  # TTLCache needs a positive ttl; this tiny one makes everything expire at once
+        self.index = FileIndex(ttl, db, account)
         self.listings: TTLCache[Key, Listing] = TTLCache(max_dirs, t, timer=trio.current_time)
         self.missing: TTLCache[tuple[Key, str], bool] = TTLCache(max_dirs, t, timer=trio.current_time)
         self._flights: dict[Key, trio.Event] = {}
@@ -68,7 +265,7 @@ class MetaCache:
 
     # --- file models --------------------------------------------------------------------------------------
     def model(self, uuid: str) -> FileModel | None:
-        m = self.models.get(uuid)
+        m = self.index.models.get(uuid)
         if m is None:
             self.misses += 1
         else:
@@ -76,10 +273,7 @@ class MetaCache:
         return m
 
     def put(self, model: FileModel) -> None:
-        self.models[model.uuid] = model
-
-    def forget_file(self, uuid: str) -> None:
-        self.models.pop(uuid, None)
+        self.index.put(model)
 
     # --- folder listings ----------------------------------------------------------------------------------
     def listing(self, key: Key) -> Listing | None:
@@ -90,35 +284,36 @@ class MetaCache:
             self.hits += 1
         return lst
 
-    def set_listing(self, key: Key, listing: Listing) -> None:
-        self.listings[key] = listing
-
     def drop_listing(self, key: Key) -> None:
         self.listings.pop(key, None)
 
-    async def single_flight(self, key: Key, fetch: Callable[[], Awaitable[Listing]]) -> Listing:
-        """The folder's cached listing, or one fetch shared by every concurrent caller."""
+    async def once(self, key: Key, fetch: Callable[[], Awaitable[T]], done: Callable[[], T | None]) -> T:
+        """``done()`` if it has an answer, else one ``fetch()`` shared by every concurrent caller."""
         while True:
-            lst = self.listing(key)
-            if lst is not None:
-                return lst
+            got = done()
+            if got is not None:
+                return got
             ev = self._flights.get(key)
             if ev is None:
                 break
-            await ev.wait()
-            lst = self.listings.get(key)
-            if lst is not None:
-                return lst
-            # the shared fetch failed; try ourselves
+            await ev.wait()  # then look again; if the shared fetch failed, this caller tries itself
         ev = trio.Event()
         self._flights[key] = ev
         try:
-            lst = await fetch()
-            self.set_listing(key, lst)
-            return lst
+            return await fetch()
         finally:
             del self._flights[key]
             ev.set()
+
+    async def single_flight(self, key: Key, fetch: Callable[[], Awaitable[Listing]]) -> Listing:
+        """The folder's cached listing, or one fetch shared by every concurrent caller."""
+
+        async def fetch_and_keep() -> Listing:
+            lst = await fetch()
+            self.listings[key] = lst
+            return lst
+
+        return await self.once(key, fetch_and_keep, lambda: self.listing(key))
 
     # --- negative entries ---------------------------------------------------------------------------------
     def is_missing(self, parent: Key, name: str) -> bool:
@@ -126,11 +321,3 @@ class MetaCache:
 
     def set_missing(self, parent: Key, name: str) -> None:
         self.missing[(parent, name)] = True
-
-    def clear_missing(self, parent: Key, name: str) -> None:
-        self.missing.pop((parent, name), None)
-
-    def clear(self) -> None:
-        self.models.clear()
-        self.listings.clear()
-        self.missing.clear()

@@ -20,8 +20,11 @@ do to the account, is the facade's (filesystem.py) rename/unlink/create table.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+
+import trio
 
 from amofs import names
 from amofs.api.client import AmoClient, FileFilter
@@ -47,10 +50,7 @@ ROOT_NAMES: dict[str, Key] = {
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 UUID_BATCH = 50  # uuids per filter[uuid] request when an entity folder needs models
-
-
-def file_key(uuid: str) -> Key:
-    return ("file", uuid)
+SYNC_SKEW = 120  # seconds of overlap between incremental syncs, for clock skew and same-second updates
 
 
 def version_key(version_uuid: str) -> Key:
@@ -82,27 +82,77 @@ class Ctx:
 def files_listing(ctx: Ctx, models: list[FileModel]) -> Listing:
     for m in models:
         ctx.cache.put(m)
-    return Listing.of({n: file_key(u) for n, u in names.assign(models).items()})
+    return Listing.of_files(models)
 
 
 async def listing(ctx: Ctx, key: Key) -> Listing:
     """The listing of a folder (cached, single flight)."""
+    if key in (FILES, TRASH):
+        return await _index_listing(ctx, key == TRASH)
     return await ctx.cache.single_flight(key, lambda: _fetch(ctx, key))
+
+
+async def _index_listing(ctx: Ctx, trashed: bool) -> Listing:
+    idx = ctx.cache.index
+
+    def ready() -> Listing | None:
+        return (idx.trash if trashed else idx.files) if idx.fresh() else None
+
+    async def fetch() -> Listing:
+        await sync(ctx, trashed)
+        lst = idx.trash if trashed else idx.files
+        assert lst is not None
+        return lst
+
+    return await ctx.cache.once(("sync", trashed), fetch, ready)
+
+
+async def refresh(ctx: Ctx, *, force: bool = False) -> None:
+    """Bring the file index up to date (an incremental sync when files/ is known whole): when it is no longer
+    fresh, or now with ``force`` (the background poll)."""
+    idx = ctx.cache.index
+    if force:
+        await sync(ctx, False)
+        return
+    await ctx.cache.once(("sync", False), lambda: sync(ctx, False), lambda: True if idx.fresh() else None)
+
+
+async def sync(ctx: Ctx, trashed: bool) -> bool:
+    """Make the index believable again: incrementally when files/ is known whole, else by listing the folder
+    asked for in full (⌈N / page⌉ requests). Incremental: the live files updated since the last sync (less a
+    margin for clock skew), and the whole trash — a DELETE need not change ``updated_at``, so deletions made
+    elsewhere show as trash entries. Saves the index afterwards."""
+    idx = ctx.cache.index
+    c = ctx.client
+    started = int(time.time())
+    if idx.files is not None and idx.synced_wall is not None:
+        since = idx.synced_wall - SYNC_SKEW
+        for m in await c.list_files(FileFilter(date_type="updated_at", date_from=since)):
+            idx.put(m)
+        idx.set_whole(True, await c.list_files(FileFilter(deleted=True)))
+        idx.mark_synced(started)
+    elif trashed:
+        idx.set_whole(True, await c.list_files(FileFilter(deleted=True)))
+        if idx.files is None:
+            idx.checked = trio.current_time()
+        else:
+            idx.mark_synced(started)
+    else:
+        idx.set_whole(False, await c.list_files())
+        idx.mark_synced(started)
+    await idx.save()
+    return True
 
 
 async def _fetch(ctx: Ctx, key: Key) -> Listing:
     c = ctx.client
     if key == ROOT:
         return Listing.of(dict(ROOT_NAMES))
-    if key == FILES:
-        return files_listing(ctx, await c.list_files())
-    if key == TRASH:
-        return files_listing(ctx, await c.list_files(FileFilter(deleted=True)))
     if key == VERSIONS:
         files = await listing(ctx, FILES)
         out: dict[str, Key] = {}
         for k in files.names.values():
-            m = ctx.cache.models.get(str(k[1]))
+            m = ctx.cache.index.models.get(str(k[1]))
             if m is not None and m.has_multiple_versions:
                 out[m.uuid] = ("dir", "versions", m.uuid)
         return Listing.of(out)
@@ -145,7 +195,7 @@ async def _fetch_entity(ctx: Ctx, kind: str, entity_id: int) -> Listing:
     models: list[FileModel] = []
     missing: list[str] = []
     for u in uuids:
-        m = ctx.cache.models.get(u)
+        m = ctx.cache.index.models.get(u)
         if m is None:
             missing.append(u)
         elif not m.is_trashed:
@@ -156,7 +206,7 @@ async def _fetch_entity(ctx: Ctx, kind: str, entity_id: int) -> Listing:
             ctx.cache.put(m)
         models.extend(got)
     ctx.entities[kind].add(entity_id)
-    lst = Listing.of({n: file_key(u) for n, u in names.assign(models).items()})
+    lst = Listing.of_files(models)
     lst.extra["links"] = set(uuids)
     return lst
 
@@ -188,13 +238,3 @@ async def lookup_dynamic(ctx: Ctx, parent: Key, name: str) -> Key | None:
         ctx.cache.drop_listing(SEARCH)
         return ("dir", "search", name)
     return None
-
-
-def place(lst: Listing, model: FileModel) -> str:
-    """Add a file to a cached listing under the name the collision rule gives it there; return the name."""
-    key = file_key(model.uuid)
-    plain = names.fit(names.shown(model.name, model.extension), model.extension, model.uuid)
-    holder = lst.names.get(plain)
-    name = plain if holder is None or holder == key else names.with_suffix(plain, model.extension, model.uuid)
-    lst.add(name, key)
-    return name

@@ -39,7 +39,7 @@ def test_rekey_over_an_existing_key_orphans_the_old_inode() -> None:
 
 async def test_listing_expires_after_ttl(autojump_clock: trio.testing.MockClock) -> None:
     c = MetaCache(ttl=10)
-    c.set_listing(("dir", "files"), Listing.of({"a": ("file", "a")}))
+    c.listings[("dir", "files")] = Listing.of({"a": ("file", "a")})
     await trio.sleep(9)
     assert c.listing(("dir", "files")) is not None
     await trio.sleep(2)
