@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from amofs.inodes import ROOT_INODE, InodeTable
@@ -74,10 +75,8 @@ async def test_single_flight_failure_lets_the_next_caller_try(autojump_clock: tr
     async def boom() -> Listing:
         raise RuntimeError("x")
 
-    try:
+    with pytest.raises(RuntimeError):
         await c.single_flight(("dir", "x"), boom)
-    except RuntimeError:
-        pass
     got = await c.single_flight(("dir", "x"), lambda: _const(Listing()))
     assert got.names == {}
 
