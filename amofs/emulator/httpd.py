@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import selectors
 import socket
 import threading
 import time
@@ -252,8 +253,10 @@ class Listener(ThreadingHTTPServer):
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._conns_lock = threading.Lock()
         self._serving: threading.Thread | None = None
+        self._closing = False
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self._wake_r, self._wake_w = socket.socketpair()  # closed by server_close(), also on a bind failure
         super().__init__(address, _HTTPHandler)
 
     @property
@@ -282,16 +285,41 @@ class Listener(ThreadingHTTPServer):
         log.debug("emulator %s: connection error from %s", self.kind, client_address, exc_info=True)
 
     def start(self) -> None:
-        self._serving = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=f"amofs-emulator-{self.kind}"
-        )
-        self._serving.daemon = True
+        self._serving = threading.Thread(target=self._serve, name=f"amofs-emulator-{self.kind}", daemon=True)
         self._serving.start()
+
+    def _serve(self) -> None:
+        """Accept until ``close()``; woken at once by the wake-up socket (serve_forever would poll)."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.socket, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._closing:
+                for key, _ in sel.select():
+                    if key.fileobj is self.socket and not self._closing:
+                        self._accept_one()
+
+    def _accept_one(self) -> None:
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return
+        try:
+            self.process_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop accepting, cut every open connection, join the threads."""
+        self._closing = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
         if self._serving is not None:
-            self.shutdown()
             self._serving.join(timeout)
             self._serving = None
         self.server_close()
