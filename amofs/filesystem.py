@@ -59,6 +59,7 @@ Key = tuple[Hashable, ...]
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+READDIR_BATCH = 256  # entries answered per readdir call (the kernel calls again for more)
 PENDING_GRACE = 3.0  # seconds a closed rename-temp file waits for its rename before it is uploaded as is
 CONTROL: Key = ("dir", ".amofs")  # MOUNT/.amofs/status: the mount's state as JSON, read by `amofs status`
 STATUS: Key = ("ctl", "status")
@@ -386,7 +387,8 @@ class AmoFS:
         if h.entries is None:
             raise NotADirectory()
         out: list[DirEntry] = []
-        for i in range(start_id, len(h.entries)):
+        # the kernel takes a few dozen entries per call: answer a bounded batch, never the whole rest
+        for i in range(start_id, min(len(h.entries), start_id + READDIR_BATCH)):
             name, key = h.entries[i]
             ino = self.inodes.ino(key)
             try:

@@ -286,3 +286,16 @@ async def test_xattrs(emulator: Any, fs: AmoFS, p: P) -> None:
 async def test_statfs_is_never_full(fs: AmoFS) -> None:
     st = await fs.statfs()
     assert st.free_blocks > 0 and st.total_blocks >= st.free_blocks
+
+
+async def test_readdir_answers_in_bounded_batches_and_continues(emulator: Any, fs: AmoFS, p: P) -> None:
+    emulator.seed_many([(f"n{i:04d}.txt", b"x") for i in range(700)])
+    fh = await fs.opendir(await p.ino("files"))
+    seen: list[str] = []
+    start = 0
+    while batch := await fs.readdir(fh, start):
+        assert len(batch) <= 256
+        seen += [e.name for e in batch]
+        start = batch[-1].next_id
+    await fs.releasedir(fh)
+    assert sorted(seen) == [f"n{i:04d}.txt" for i in range(700)]
