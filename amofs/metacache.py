@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 Key = tuple[Hashable, ...]
 T = TypeVar("T")
 
-SCHEMA = 1
+SCHEMA = 2  # the layout of the persisted rows; another value means start empty
+SAVE_CHUNK = 2000
 
 
 def file_key(uuid: str) -> Key:
@@ -193,7 +194,7 @@ class FileIndex:
                 if meta.get("schema") != SCHEMA or meta.get("account") != self._account:
                     self._db_reset = True
                     return None
-                models = [FileModel(**json.loads(d)) for (d,) in con.execute("SELECT data FROM files")]
+                models = [_load(d) for (d,) in con.execute("SELECT data FROM files")]
                 return models, meta
             finally:
                 con.close()
@@ -203,15 +204,15 @@ class FileIndex:
             return None
 
     async def save(self) -> None:
-        """Write what changed since the last save (in a worker thread)."""
+        """Write what changed since the last save (in a worker thread, a chunk of rows at a time, so a
+        100,000-file account never has all its rows serialised in memory at once)."""
         if self._db_path is None:
             return
         async with self._db_lock:
-            dirty, self._dirty = self._dirty, set()
-            rows: list[tuple[str, str | None]] = [
-                (u, json.dumps(dataclasses.asdict(m), ensure_ascii=False)) if (m := self.models.get(u)) else (u, None)
-                for u in dirty
-            ]
+            dirty = list(self.models) if self._db_reset else list(self._dirty)
+            self._dirty = set()
+            # models are immutable: the thread may serialise these references while the loop goes on
+            snapshot = [(u, self.models.get(u)) for u in dirty]
             meta = {
                 "schema": SCHEMA,
                 "account": self._account,
@@ -220,29 +221,45 @@ class FileIndex:
                 "trash_complete": self.trash is not None,
             }
             try:
-                await trio.to_thread.run_sync(self._save_sync, rows, meta)
+                await trio.to_thread.run_sync(self._save_sync, snapshot, meta)
             except sqlite3.Error as e:
                 log.warning("could not save the metadata cache to %s: %s", self._db_path, e)
 
-    def _save_sync(self, rows: list[tuple[str, str | None]], meta: dict[str, Any]) -> None:
+    def _save_sync(self, snapshot: list[tuple[str, FileModel | None]], meta: dict[str, Any]) -> None:
         con = self._connect()
         try:
             with con:
                 if self._db_reset:
                     con.execute("DELETE FROM files")
                     self._db_reset = False
-                    rows = [(u, json.dumps(dataclasses.asdict(m), ensure_ascii=False)) for u, m in self.models.items()]
-                con.executemany(
-                    "INSERT INTO files (uuid, data) VALUES (?, ?) ON CONFLICT(uuid) DO UPDATE SET data=excluded.data",
-                    [r for r in rows if r[1] is not None],
-                )
-                con.executemany("DELETE FROM files WHERE uuid=?", [(r[0],) for r in rows if r[1] is None])
+                for i in range(0, len(snapshot), SAVE_CHUNK):
+                    chunk = snapshot[i : i + SAVE_CHUNK]
+                    con.executemany(
+                        "INSERT INTO files (uuid, data) VALUES (?, ?) "
+                        "ON CONFLICT(uuid) DO UPDATE SET data=excluded.data",
+                        [(u, _dump(m)) for u, m in chunk if m is not None],
+                    )
+                    con.executemany("DELETE FROM files WHERE uuid=?", [(u,) for u, m in chunk if m is None])
                 con.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                     [(k, json.dumps(v)) for k, v in meta.items()],
                 )
         finally:
             con.close()
+
+
+_FIELDS = [f.name for f in dataclasses.fields(FileModel)]
+
+
+def _dump(m: FileModel) -> str:
+    return json.dumps([getattr(m, f) for f in _FIELDS], ensure_ascii=False)
+
+
+def _load(data: str) -> FileModel:
+    values = json.loads(data)
+    if not isinstance(values, list) or len(values) != len(_FIELDS):
+        raise ValueError("a stored file of another layout")
+    return FileModel(**dict(zip(_FIELDS, values, strict=True)))
 
 
 class MetaCache:

@@ -29,7 +29,12 @@ class P:
     async def ls(self, path: str) -> list[str]:
         fh = await self.fs.opendir(await self.ino(path))
         try:
-            return sorted(e.name for e in await self.fs.readdir(fh, 0))
+            out: list[str] = []
+            start = 0
+            while batch := await self.fs.readdir(fh, start):  # the kernel's way: continue from next_id
+                out += [e.name for e in batch]
+                start = batch[-1].next_id
+            return sorted(out)
         finally:
             await self.fs.releasedir(fh)
 
