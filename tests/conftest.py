@@ -35,9 +35,7 @@ def emulator_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emula
 
     made: list[Emulator] = []
 
-    def make(
-        options: EmulatorOptions | None = None, data_dir: Path | None = None, **option_fields: Any
-    ) -> Emulator:
+    def make(options: EmulatorOptions | None = None, data_dir: Path | None = None, **option_fields: Any) -> Emulator:
         if options is None:
             options = EmulatorOptions(**option_fields)
         elif option_fields:
