@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -478,14 +479,7 @@ class AmoFS:
             return Opened(self._new_handle(Handle(ino, False, snapshot=self.status_json())), direct_io=True)
         if key[0] == "file":
             m = await self._model(str(key[1]))
-            uuid = m.uuid
-
-            async def url() -> str:
-                cur = await self._model(uuid)
-                if not cur.download_url:
-                    raise ProtocolError(f"file {uuid} has no download link")
-                return cur.download_url
-
+            url = functools.partial(self._download_url, m)
             reader = RemoteReader(self.client, self.dirs, url=url, size=m.size, version_uuid=m.version_uuid)
             version = m.version_uuid
         elif key[0] == "version":
@@ -558,7 +552,7 @@ class AmoFS:
         reader = RemoteReader(
             self.client,
             self.dirs,
-            url=lambda: self._download_url(m.uuid),
+            url=functools.partial(self._download_url, m),
             size=m.size,
             version_uuid=m.version_uuid,
         )
@@ -574,11 +568,19 @@ class AmoFS:
             await reader.close()
         return m.size
 
-    async def _download_url(self, uuid: str) -> str:
-        m = await self._model(uuid)
-        if not m.download_url:
-            raise ProtocolError(f"file {uuid} has no download link")
-        return m.download_url
+    async def _download_url(self, m: FileModel) -> str:
+        """The link to the bytes of ``m``'s version, for a reader opened on it: the version's own link, so a
+        new version made elsewhere meanwhile never mixes into a reader's resumed or ranged requests (the file's
+        link serves whatever version is active when asked). Without that link, the file's link while it still
+        serves that version."""
+        if m.download_version_url:
+            return m.download_version_url
+        cur = await self._model(m.uuid)
+        if cur.version_uuid != m.version_uuid:
+            raise ProtocolError(f"file {m.uuid} got a new version while it was read; open it again")
+        if not cur.download_url:
+            raise ProtocolError(f"file {m.uuid} has no download link")
+        return cur.download_url
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         h = self._handle(fh)
