@@ -135,8 +135,10 @@ class Uploader:
         self.failed = 0
 
     def check_size(self, end: int) -> None:
-        if end > self.max_file_size:
-            raise FileTooBig(f"the account takes files of at most {self.max_file_size} bytes")
+        # the limit the account gave in its latest upload session, once there was one; until then the default
+        limit = self._client.max_file_size or self.max_file_size
+        if end > limit:
+            raise FileTooBig(f"the account takes files of at most {limit} bytes")
 
     async def upload(self, lf: LocalFile) -> FileModel | None:
         """Upload ``lf`` if it has changed since its last upload; return the new model (None if clean)."""
