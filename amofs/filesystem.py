@@ -168,6 +168,7 @@ class AmoFS:
         self._started_ns = time.time_ns()
         self._closed = trio.Event()
         self._stats_cache: tuple[float, Any] | None = None
+        self._local_mtime: dict[int, int] = {}  # inode → mtime set on a file not uploaded yet
         self._gtrash: set[str] = set()  # GIO trash folders made in this mount (".Trash-1000")
         self.info: dict[str, Any] = {}  # what the mount tells about itself in .amofs/status (profile, account)
 
@@ -253,14 +254,14 @@ class AmoFS:
         return Attr(ino, True, 0, perm, 2, t, t, t)
 
     def _local_attr(self, ino: int, lf: LocalFile) -> Attr:
-        t = lf.mtime_ns or self._started_ns
+        t = self._local_mtime.get(ino) or lf.mtime_ns or self._started_ns
         return Attr(ino, False, lf.size, 0o644, 1, t, t, t)
 
     def _model_attr(self, ino: int, m: FileModel) -> Attr:
         lf = self._local.get(ino)
         if lf is not None and lf.loaded:
             return self._local_attr(ino, lf)
-        mt, ct = _ns(m.updated_at), _ns(m.created_at)
+        mt, ct = self.cache.index.mtime_ns(m), _ns(m.created_at)
         return Attr(ino, False, lf.size if lf else m.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
 
     def _attr_now(self, ino: int, key: Key) -> Attr | None:
@@ -295,7 +296,12 @@ class AmoFS:
     async def getattr(self, ino: int) -> Attr:
         return await self._attr(ino, self._key(ino))
 
-    async def setattr(self, ino: int, *, size: int | None = None, fh: int | None = None) -> Attr:
+    async def setattr(
+        self, ino: int, *, size: int | None = None, fh: int | None = None, mtime_ns: int | None = None
+    ) -> Attr:
+        """Truncate when ``size`` is given; keep an mtime set through the mount (the account has no such
+        field: amofs remembers it for that version, so ``rsync -a`` sees its own times); mode and owner
+        are accepted and not kept."""
         if size is not None:
             h = self._handles.get(fh) if fh is not None else None
             lf = h.local if h is not None and h.local is not None else await self._open_local(ino)
@@ -310,6 +316,13 @@ class AmoFS:
                 finally:
                     lf.handles -= 1
                     self._drop_local_if_idle(ino)
+        if mtime_ns is not None:
+            key = self._key(ino)
+            if ino in self._local and self._local[ino].dirty:
+                self._local_mtime[ino] = mtime_ns  # kept with the version its upload will make
+            elif key[0] == "file":
+                m = await self._model(str(key[1]))
+                self.cache.index.set_mtime(m.uuid, m.version_uuid, mtime_ns)
         return await self.getattr(ino)
 
     # --- names --------------------------------------------------------------------------------------------
@@ -601,6 +614,7 @@ class AmoFS:
         lf = h.local
         if not lf.loaded:
             await lf.ensure_loaded(lambda fd: self._fetch_into(h.ino, fd))
+        self._local_mtime.pop(h.ino, None)  # written after a utimens: the time is now again
         return lf.write(offset, data)
 
     async def flush(self, fh: int) -> None:
@@ -675,6 +689,8 @@ class AmoFS:
                 ino = i
                 break
         key = file_key(model.uuid)
+        if ino is not None and ino in self._local_mtime:
+            self.cache.index.set_mtime(model.uuid, model.version_uuid, self._local_mtime.pop(ino))
         if ino is not None and self.inodes.key(ino) != key:
             self._remove_overlay(ino)
             self.inodes.rekey(ino, key)
@@ -735,6 +751,7 @@ class AmoFS:
 
     def _discard_local(self, ino: int) -> None:
         lf = self._local.get(ino)
+        self._local_mtime.pop(ino, None)
         self._remove_overlay(ino)
         self._pending.pop(ino, None)
         if lf is not None:

@@ -128,9 +128,10 @@ class Operations(pyfuse3.Operations):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        # only the size is kept; mode, owner and times are accepted so that cp -p and rsync -a succeed
+        # size and mtime are kept; mode, owner and atime are accepted so that cp -p and rsync -a succeed
         size = attr.st_size if fields.update_size else None
-        return self.entry(await self.fs.setattr(inode, size=size, fh=fh))
+        mtime = attr.st_mtime_ns if fields.update_mtime else None
+        return self.entry(await self.fs.setattr(inode, size=size, fh=fh, mtime_ns=mtime))
 
     # --- folders ------------------------------------------------------------------------------------------
 

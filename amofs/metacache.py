@@ -104,6 +104,10 @@ class FileIndex:
         self._db_path = db
         self._account = account
         self._dirty: set[str] = set()
+        # mtimes set through the mount (utimens: cp -p, rsync -a), which the account cannot store:
+        # uuid → (the version they belong to, mtime in ns); a new version made elsewhere voids one
+        self.mtimes: dict[str, tuple[str, int]] = {}
+        self._mtimes_dirty: set[str] = set()
         self._db_lock = trio.Lock()
         self._db_reset = False
 
@@ -125,6 +129,17 @@ class FileIndex:
             there.remove(key)
         if here is not None:
             here.place(m)
+
+    def set_mtime(self, uuid: str, version_uuid: str, mtime_ns: int) -> None:
+        self.mtimes[uuid] = (version_uuid, mtime_ns)
+        self._mtimes_dirty.add(uuid)
+
+    def mtime_ns(self, m: FileModel) -> int:
+        """The file's mtime: the one set through the mount for this version, else ``updated_at``."""
+        kept = self.mtimes.get(m.uuid)
+        if kept is not None and kept[0] == m.version_uuid:
+            return kept[1]
+        return m.updated_at * 1_000_000_000
 
     def drop(self, uuid: str) -> None:
         """Forget a file the service no longer has."""
@@ -164,7 +179,7 @@ class FileIndex:
             got = await trio.to_thread.run_sync(self._load_sync)
         if got is None:
             return
-        models, meta = got
+        models, meta, self.mtimes = got
         self.models = {m.uuid: m for m in models}
         if meta.get("files_complete"):
             self.files = Listing.of_files(m for m in models if not m.is_trashed)
@@ -181,9 +196,12 @@ class FileIndex:
         con.execute("PRAGMA synchronous=NORMAL")
         con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         con.execute("CREATE TABLE IF NOT EXISTS files (uuid TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS mtimes (uuid TEXT PRIMARY KEY, version_uuid TEXT NOT NULL, mtime_ns INTEGER)"
+        )
         return con
 
-    def _load_sync(self) -> tuple[list[FileModel], dict[str, Any]] | None:
+    def _load_sync(self) -> tuple[list[FileModel], dict[str, Any], dict[str, tuple[str, int]]] | None:
         assert self._db_path is not None
         if not self._db_path.exists():
             return None
@@ -195,7 +213,8 @@ class FileIndex:
                     self._db_reset = True
                     return None
                 models = [_load(d) for (d,) in con.execute("SELECT data FROM files")]
-                return models, meta
+                mtimes = {u: (v, int(t)) for u, v, t in con.execute("SELECT uuid, version_uuid, mtime_ns FROM mtimes")}
+                return models, meta, mtimes
             finally:
                 con.close()
         except (sqlite3.Error, ValueError, TypeError) as e:
@@ -213,6 +232,8 @@ class FileIndex:
             self._dirty = set()
             # models are immutable: the thread may serialise these references while the loop goes on
             snapshot = [(u, self.models.get(u)) for u in dirty]
+            mtimes = [(u, self.mtimes.get(u)) for u in self._mtimes_dirty]
+            self._mtimes_dirty = set()
             meta = {
                 "schema": SCHEMA,
                 "account": self._account,
@@ -221,11 +242,16 @@ class FileIndex:
                 "trash_complete": self.trash is not None,
             }
             try:
-                await trio.to_thread.run_sync(self._save_sync, snapshot, meta)
+                await trio.to_thread.run_sync(self._save_sync, snapshot, mtimes, meta)
             except sqlite3.Error as e:
                 log.warning("could not save the metadata cache to %s: %s", self._db_path, e)
 
-    def _save_sync(self, snapshot: list[tuple[str, FileModel | None]], meta: dict[str, Any]) -> None:
+    def _save_sync(
+        self,
+        snapshot: list[tuple[str, FileModel | None]],
+        mtimes: list[tuple[str, tuple[str, int] | None]],
+        meta: dict[str, Any],
+    ) -> None:
         con = self._connect()
         try:
             with con:
@@ -240,6 +266,11 @@ class FileIndex:
                         [(u, _dump(m)) for u, m in chunk if m is not None],
                     )
                     con.executemany("DELETE FROM files WHERE uuid=?", [(u,) for u, m in chunk if m is None])
+                con.executemany(
+                    "INSERT INTO mtimes (uuid, version_uuid, mtime_ns) VALUES (?, ?, ?) ON CONFLICT(uuid) "
+                    "DO UPDATE SET version_uuid=excluded.version_uuid, mtime_ns=excluded.mtime_ns",
+                    [(u, kept[0], kept[1]) for u, kept in mtimes if kept is not None],
+                )
                 con.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                     [(k, json.dumps(v)) for k, v in meta.items()],

@@ -299,3 +299,23 @@ async def test_readdir_answers_in_bounded_batches_and_continues(emulator: Any, f
         start = batch[-1].next_id
     await fs.releasedir(fh)
     assert sorted(seen) == [f"n{i:04d}.txt" for i in range(700)]
+
+
+async def test_mtime_set_through_the_mount_is_kept_for_that_version(emulator: Any, fs: AmoFS, p: P) -> None:
+    uuid = emulator.seed_file("t.txt", b"x")
+    # rsync -a: write a temp file, set its mtime, rename it over the target; the next run compares times
+    await p.write("files/.sync.txt.Ab12Cd", b"v1")
+    await fs.setattr(await p.ino("files/.sync.txt.Ab12Cd"), mtime_ns=1_600_000_000_000_000_000)
+    await p.mv("files/.sync.txt.Ab12Cd", "files/sync.txt")
+    assert (await p.stat("files/sync.txt")).mtime_ns == 1_600_000_000_000_000_000
+    # set on an account file directly (touch -d)
+    await fs.setattr(await p.ino("files/t.txt"), mtime_ns=1_500_000_000_000_000_000)
+    assert (await p.stat("files/t.txt")).mtime_ns == 1_500_000_000_000_000_000
+    # a new version made elsewhere voids it
+    emulator.add_version(uuid, "t.txt", b"changed elsewhere")
+    await fs.close()
+    fresh = AmoFS(fs.client, cache_dir=fs.dirs.root, cache_ttl=60)
+    await fresh.start()
+    assert (await P(fresh).stat("files/sync.txt")).mtime_ns == 1_600_000_000_000_000_000  # persisted
+    assert (await P(fresh).stat("files/t.txt")).mtime_ns != 1_500_000_000_000_000_000
+    await fresh.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import stat
+from types import SimpleNamespace
 from typing import Any
 
 import pyfuse3
@@ -41,8 +42,10 @@ class FakeFS:
         self._call("getattr", ino)
         return Attr(ino=ino, is_dir=True, size=0, perm=0o755, nlink=2, mtime_ns=0, ctime_ns=0, atime_ns=0)
 
-    async def setattr(self, ino: int, *, size: int | None = None, fh: int | None = None) -> Attr:
-        self._call("setattr", ino, size, fh)
+    async def setattr(
+        self, ino: int, *, size: int | None = None, fh: int | None = None, mtime_ns: int | None = None
+    ) -> Attr:
+        self._call("setattr", ino, size, fh, mtime_ns)
         return await self.lookup(1, "x")
 
     async def unlink(self, parent: int, name: str) -> None:
@@ -125,13 +128,17 @@ async def test_a_bug_becomes_eio_and_is_logged(
     assert "forget failed unexpectedly" in caplog.text and "a bug in forget" in caplog.text
 
 
-async def test_setattr_passes_only_the_size(ops: tuple[Operations, FakeFS]) -> None:
+async def test_setattr_passes_only_size_and_mtime(ops: tuple[Operations, FakeFS]) -> None:
     o, fs = ops
     attr = pyfuse3.EntryAttributes()
     attr.st_size = 42
-    fields = pyfuse3.SetattrFields()  # nothing to update: chmod/utimens arrive like this, size untouched
+    attr.st_mtime_ns = 5
+    fields = pyfuse3.SetattrFields()  # nothing to update: chmod/chown arrive like this, size untouched
     await o.setattr(7, attr, fields, None, CTX)
-    assert fs.calls[0] == ("setattr", 7, None, None)
+    assert fs.calls[0] == ("setattr", 7, None, None, None)
+    utimens = SimpleNamespace(update_size=False, update_mtime=True)  # pyfuse3's fields are read-only
+    await o.setattr(7, attr, utimens, None, CTX)  # type: ignore[arg-type]
+    assert fs.calls[1] == ("setattr", 7, None, None, 5)
 
 
 async def test_create_open_mkdir_xattrs_statfs(ops: tuple[Operations, FakeFS]) -> None:
