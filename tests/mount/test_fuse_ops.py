@@ -138,7 +138,7 @@ async def test_setattr_passes_only_size_and_mtime(ops: tuple[Operations, FakeFS]
     assert fs.calls[0] == ("setattr", 7, None, None, None)
     utimens = SimpleNamespace(update_size=False, update_mtime=True)  # pyfuse3's fields are read-only
     await o.setattr(7, attr, utimens, None, CTX)  # type: ignore[arg-type]
-    assert fs.calls[1] == ("setattr", 7, None, None, 5)
+    assert ("setattr", 7, None, None, 5) in fs.calls
 
 
 async def test_create_open_mkdir_xattrs_statfs(ops: tuple[Operations, FakeFS]) -> None:
