@@ -60,6 +60,7 @@ Key = tuple[Hashable, ...]
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+FILE_KINDS = ("file", "sfile")  # node kinds that stand for an account file ("sfile": seen through search/)
 READDIR_BATCH = 256  # entries answered per readdir call (the kernel calls again for more)
 PENDING_GRACE = 3.0  # seconds a closed rename-temp file waits for its rename before it is uploaded as is
 CONTROL: Key = ("dir", ".amofs")  # MOUNT/.amofs/status: the mount's state as JSON, read by `amofs status`
@@ -273,7 +274,7 @@ class AmoFS:
         lf = self._local.get(ino)
         if key[0] == "new":
             return self._local_attr(ino, lf) if lf else None
-        if key[0] == "file":
+        if key[0] in FILE_KINDS:
             m = self.cache.model(str(key[1])) if self.cache.index.fresh() else None
             if m is not None:
                 return self._model_attr(ino, m)
@@ -289,7 +290,7 @@ class AmoFS:
         a = self._attr_now(ino, key)
         if a is not None:
             return a
-        if key[0] == "file":
+        if key[0] in FILE_KINDS:
             return self._model_attr(ino, await self._model(str(key[1])))
         raise NoEntry()
 
@@ -320,6 +321,8 @@ class AmoFS:
             key = self._key(ino)
             if ino in self._local and self._local[ino].dirty:
                 self._local_mtime[ino] = mtime_ns  # kept with the version its upload will make
+            elif key[0] == "sfile":
+                raise ReadOnly("search results are read-only")
             elif key[0] == "file":
                 m = await self._model(str(key[1]))
                 self.cache.index.set_mtime(m.uuid, m.version_uuid, mtime_ns)
@@ -459,6 +462,8 @@ class AmoFS:
         key = self._key(ino)
         if key[0] == "version":
             raise ReadOnly("versions are read-only; mv one onto its file to make it active")
+        if key[0] == "sfile":
+            raise ReadOnly("search results are read-only; write the file through files/")
         if key[0] != "file":
             raise IsADirectory() if views.is_dir_key(key) else NoEntry()
         m = await self._model(str(key[1]))
@@ -490,7 +495,7 @@ class AmoFS:
             return Opened(self._new_handle(Handle(ino, writable, local=lf)))
         if key == STATUS:
             return Opened(self._new_handle(Handle(ino, False, snapshot=self.status_json())), direct_io=True)
-        if key[0] == "file":
+        if key[0] in FILE_KINDS:
             m = await self._model(str(key[1]))
             url = functools.partial(self._download_url, m)
             reader = RemoteReader(self.client, self.dirs, url=url, size=m.size, version_uuid=m.version_uuid)
@@ -908,7 +913,7 @@ class AmoFS:
     # --- extended attributes and the filesystem -----------------------------------------------------------
     async def getxattr(self, ino: int, name: str) -> bytes:
         key = self._key(ino)
-        if key[0] == "file":
+        if key[0] in FILE_KINDS:
             m = await self._model(str(key[1]))
             if name == "user.amo.uuid":
                 return m.uuid.encode()
@@ -927,7 +932,7 @@ class AmoFS:
 
     async def listxattr(self, ino: int) -> list[str]:
         key = self._key(ino)
-        if key[0] == "file":
+        if key[0] in FILE_KINDS:
             return list(XATTRS_FILE)
         if key[0] == "version":
             return list(XATTRS_VERSION)

@@ -164,7 +164,9 @@ async def _fetch(ctx: Ctx, key: Key) -> Listing:
     if len(key) == 3 and key[1] == "versions":
         return await _fetch_versions(ctx, str(key[2]))
     if len(key) == 3 and key[1] == "search":
-        return files_listing(ctx, await c.list_files(FileFilter(term=names.unescape(str(key[2])))))
+        # search results are nodes of their own, so that a write through search/ can be refused
+        found = files_listing(ctx, await c.list_files(FileFilter(term=names.unescape(str(key[2])))))
+        return Listing.of({n: ("sfile", k[1]) for n, k in found.names.items()})
     ent = entity_of(key)
     if ent is not None:
         return await _fetch_entity(ctx, *ent)

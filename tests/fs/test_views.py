@@ -176,6 +176,11 @@ async def test_search_lists_matches_read_only(emulator: Any, p: P) -> None:
     with pytest.raises(AmoError) as e:
         await p.write("search/Договор/new.pdf", b"x")
     assert errno_of(e.value) == errno.EROFS
+    assert await p.read("search/Договор/Договор 1.pdf") == b"a"
+    with pytest.raises(ReadOnly):  # an existing file is read-only there too
+        await p.write("search/Договор/Договор 1.pdf", b"changed")
+    with pytest.raises(ReadOnly):
+        await p.rm("search/Договор/Договор 1.pdf")
 
 
 async def test_control_file_reports_status_and_stays_hidden(emulator: Any, fs: AmoFS, p: P) -> None:
