@@ -61,6 +61,8 @@ class Settings:
     foreground: bool = False
     debug: bool = False
     log_file: Path | None = None
+    log_level: str = "info"  # the log file's threshold (and a foreground terminal's without --log-file)
+    read_only: bool = False  # mounted read-only: the kernel refuses every change with EROFS
     allow_other: bool = False
     uid: int | None = None  # None: the mounting user's
     gid: int | None = None
@@ -157,6 +159,16 @@ def _as_url(v: object, what: str) -> str:
     return s.rstrip("/")
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _as_level(v: object, what: str) -> str:
+    s = _as_str(v, what).strip().lower()
+    if s not in LOG_LEVELS:
+        raise UsageError(f"{what} must be one of {', '.join(LOG_LEVELS)}, not {v!r}")
+    return s
+
+
 def _as_path(v: object, what: str) -> Path:
     return Path(os.path.expanduser(_as_str(v, what))).absolute()
 
@@ -179,6 +191,8 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "foreground": _as_bool,
     "debug": _as_bool,
     "log_file": _as_path,
+    "log_level": _as_level,
+    "read_only": _as_bool,
     "allow_other": _as_bool,
     "uid": _as_id,
     "gid": _as_id,
@@ -191,6 +205,12 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "redirect_uri": _as_url,
     "refresh_token": _as_str,
 }
+
+
+def parse_setting(key: str, value: object, what: str) -> Any:
+    """One setting's value checked and converted as a flag's would be (UsageError naming ``what``)."""
+    return _PARSERS[key](value, what)
+
 
 #: keys a profile may also hold without being settings (written by save_tokens)
 _EXTRA_PROFILE_KEYS = frozenset({"expires_at"})
@@ -261,12 +281,14 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _profile_values(data: Mapping[str, Any], name: str | None, path: Path, explicit: bool) -> dict[str, Any]:
+def _profile_values(
+    data: Mapping[str, Any], name: str | None, path: Path, explicit: bool, new_ok: bool = False
+) -> dict[str, Any]:
     profiles: dict[str, Any] = data.get("profiles", {})
     if name is None:
         return {}
     if name not in profiles:
-        if explicit or data.get("default") == name:
+        if (explicit or data.get("default") == name) and not new_ok:
             known = ", ".join(sorted(profiles)) or "none"
             raise UsageError(f"no profile {name!r} in {path} (profiles: {known})")
         return {}
@@ -290,8 +312,11 @@ def load_settings(
     flags: Mapping[str, object] | None = None,
     env: Mapping[str, str] | None = None,
     path: Path | None = None,
+    *,
+    new_profile_ok: bool = False,
 ) -> Settings:
-    """Flags (``None`` = not given) over ``AMOFS_*`` env over the config file's profile over defaults."""
+    """Flags (``None`` = not given) over ``AMOFS_*`` env over the config file's profile over defaults.
+    ``new_profile_ok``: a profile named but not in the file is empty rather than an error (``amofs login``)."""
     env = dict(os.environ) if env is None else dict(env)
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     unknown = sorted(set(given) - set(_PARSERS) - {"config"})
@@ -304,7 +329,7 @@ def load_settings(
     profile_src = given.get("profile") or from_env.get("profile")
     profile = _as_str(profile_src, "--profile") if profile_src else data.get("default")
     layers: list[tuple[Mapping[str, Any], Callable[[str], str]]] = [
-        (_profile_values(data, profile, path, explicit=bool(profile_src)), lambda k: f"{path}: {k}"),
+        (_profile_values(data, profile, path, bool(profile_src), new_profile_ok), lambda k: f"{path}: {k}"),
         (from_env, lambda k: ENV_PREFIX + k.upper()),
         (given, lambda k: "--" + k.replace("_", "-")),
     ]
@@ -326,22 +351,121 @@ def save_tokens(profile: str | None, tokens: Mapping[str, object], *, path: Path
     """Store refreshed tokens (``token``, ``refresh_token``, ``expires_at``; ``access_token`` is taken as
     ``token``; a ``None`` value removes the key) in ``profile`` (the file's default profile, else
     ``"default"``), rewriting the file atomically with mode 0600. Comments in the file are not kept."""
+    fields = {("token" if k == "access_token" else k): v for k, v in tokens.items()}
+    for key in fields:
+        if key not in ("token", "refresh_token", "expires_at"):
+            raise ValueError(f"save_tokens: {key!r} is not a token field")
+    return save_profile(profile, fields, path=path)
+
+
+def save_profile(profile: str | None, values: Mapping[str, object], *, path: Path | None = None) -> Path:
+    """Set ``values`` (settings keys, checked like the file's own; ``None`` removes a key) in ``profile`` (the
+    file's default profile, else ``"default"``), creating the file and the profile as needed; the first
+    profile written becomes the file's default. The file is rewritten atomically with mode 0600."""
     path = config_path() if path is None else path
     data = read_config(path)
     name = profile or data.get("default") or "default"
     if not data.get("profiles"):
         data.setdefault("default", name)
     table = data.setdefault("profiles", {}).setdefault(name, {})
-    for key, value in tokens.items():
-        key = "token" if key == "access_token" else key
-        if key not in ("token", "refresh_token", "expires_at"):
-            raise ValueError(f"save_tokens: {key!r} is not a token field")
+    for key, value in values.items():
+        if (key not in _PARSERS and key not in _EXTRA_PROFILE_KEYS) or key == "profile":
+            raise ValueError(f"save_profile: {key!r} is not a profile setting")
         if value is None:
             table.pop(key, None)
-        else:
-            table[key] = value
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        if key in _PARSERS:
+            _PARSERS[key](value, f"{path}: {key}")  # refuse what a later load would refuse
+        table[key] = value
     _write_atomically(path, _dump_toml(data))
     return path
+
+
+# --- mount options (-o, fstab's fourth field) -------------------------------------------------------------
+
+#: settings a mount option may set (secrets never: fstab is world-readable and a command line is public)
+MOUNT_OPTION_KEYS = (
+    "account_url",
+    "drive_url",
+    "profile",
+    "config",
+    "cache_ttl",
+    "cache_dir",
+    "rate",
+    "poll_interval",
+    "debug",
+    "log_file",
+    "log_level",
+    "allow_other",
+    "uid",
+    "gid",
+    "umask",
+    "read_only",
+)
+_BOOLEAN_OPTIONS = frozenset({"debug", "allow_other", "read_only", "demo"})
+#: options of mount(8), fstab and the kernel that say nothing to amofs (nosuid etc. change nothing: amofs
+#: shows no set-id bits, no devices and no executable files)
+IGNORED_MOUNT_OPTIONS = frozenset(
+    {
+        "rw", "defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "_netdev", "nofail",
+        "suid", "nosuid", "dev", "nodev", "exec", "noexec", "async", "sync", "dirsync",
+        "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime", "lazytime",
+        "default_permissions",
+    }
+)  # fmt: skip
+_SECRET_OPTIONS = frozenset({"token", "refresh_token", "client_secret"})
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    """``-o`` options split by who they are for."""
+
+    flags: dict[str, object]  # settings, as if given as --flags
+    demo: bool = False
+    setuid: str | None = None  # run as this user (mount(8) as root, e.g. from /etc/fstab at boot)
+    ignored: tuple[str, ...] = ()
+
+
+def parse_mount_options(text: str) -> MountOptions:
+    """``allow_other,cache_ttl=30,ro,noauto`` → settings (``ro`` is read_only), ``demo``, ``setuid=USER``, and
+    the options of mount(8) that amofs ignores. ``-`` or ``_`` in a key are the same. Unknown options and
+    secrets are UsageErrors."""
+    flags: dict[str, object] = {}
+    demo = False
+    setuid: str | None = None
+    ignored: list[str] = []
+    for item in (o.strip() for o in text.split(",")):
+        if not item:
+            continue
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key in IGNORED_MOUNT_OPTIONS or key.startswith("x_") or key in ("comment", "helper"):
+            ignored.append(item)
+            continue
+        if key == "ro":
+            key, eq, value = "read_only", "=", "true"
+        if key in _SECRET_OPTIONS:
+            raise UsageError(
+                f"mount option {key!r}: a secret does not belong in mount options; put it in the config profile"
+            )
+        if key == "setuid":
+            setuid = _as_str(value, "mount option setuid")
+            continue
+        if key in _BOOLEAN_OPTIONS:
+            on = _as_bool(value, f"mount option {key}") if eq else True
+            if key == "demo":
+                demo = on
+            else:
+                flags[key] = on
+            continue
+        if key not in MOUNT_OPTION_KEYS:
+            raise UsageError(f"unknown mount option {item!r} (see docs/CONFIGURATION.md)")
+        if not eq:
+            raise UsageError(f"mount option {key!r} needs a value: {key}=…")
+        flags[key] = value
+    return MountOptions(flags, demo, setuid, tuple(ignored))
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -18,8 +18,10 @@ from amofs.config import (
     default_cache_dir,
     demo_data_dir,
     load_settings,
+    parse_mount_options,
     read_config,
     runtime_dir,
+    save_profile,
     save_tokens,
 )
 
@@ -262,3 +264,80 @@ def test_save_tokens_refuses_other_fields(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a token field"):
         save_tokens("p", {"account_url": "https://x"})
     assert not config_path().exists()
+
+
+# --- save_profile (amofs login) ---------------------------------------------------------------------------
+
+
+def test_save_profile_creates_the_first_profile_as_default(tmp_path: Path) -> None:
+    path = save_profile("crm", {"account_url": "https://crm.amocrm.ru", "client_id": "cid", "token": "t"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = tomllib.loads(path.read_text())
+    assert data["default"] == "crm"
+    assert data["profiles"]["crm"] == {"account_url": "https://crm.amocrm.ru", "client_id": "cid", "token": "t"}
+    s = load_settings({})
+    assert s.profile == "crm" and s.token == "t"
+
+
+def test_save_profile_adds_a_profile_and_keeps_the_default(tmp_path: Path) -> None:
+    write_config(tmp_path, CONFIG)
+    path = save_profile("new", {"account_url": "https://new.amocrm.ru", "cache_dir": tmp_path / "c"})
+    data = tomllib.loads(path.read_text())
+    assert data["default"] == "work"
+    assert data["profiles"]["new"] == {"account_url": "https://new.amocrm.ru", "cache_dir": str(tmp_path / "c")}
+    assert data["profiles"]["work"] == tomllib.loads(CONFIG)["profiles"]["work"]
+
+
+def test_save_profile_refuses_bad_values_and_unknown_keys(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="account_url must be an http"):
+        save_profile("p", {"account_url": "nope"})
+    with pytest.raises(ValueError, match="not a profile setting"):
+        save_profile("p", {"colour": "red"})
+    assert not config_path().exists()
+
+
+def test_a_named_profile_may_be_new_for_login(tmp_path: Path) -> None:
+    write_config(tmp_path, CONFIG)
+    with pytest.raises(UsageError, match="no profile 'fresh'"):
+        load_settings({"profile": "fresh"})
+    s = load_settings({"profile": "fresh", "account_url": "https://f.amocrm.ru"}, new_profile_ok=True)
+    assert s.profile == "fresh" and s.account_url == "https://f.amocrm.ru" and s.token is None
+
+
+def test_log_level_and_read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings({}).log_level == "info"
+    assert load_settings({"log_level": "DEBUG"}).log_level == "debug"
+    monkeypatch.setenv("AMOFS_READ_ONLY", "yes")
+    assert load_settings({}).read_only is True
+    with pytest.raises(UsageError, match="--log-level must be one of debug, info, warning, error"):
+        load_settings({"log_level": "loud"})
+
+
+# --- mount options (-o, fstab) ------------------------------------------------------------------------------
+
+
+def test_mount_options_split_by_meaning() -> None:
+    opts = parse_mount_options("rw,nosuid,nodev,noauto,user,_netdev,x-systemd.automount,ro,allow_other,uid=1000")
+    assert opts.flags == {"read_only": True, "allow_other": True, "uid": "1000"}
+    assert "x-systemd.automount" in opts.ignored and "nosuid" in opts.ignored
+    assert opts.demo is False and opts.setuid is None
+    opts = parse_mount_options("cache-ttl=30,log_level=debug,demo,setuid=alice,debug=false")
+    assert opts.flags == {"cache_ttl": "30", "log_level": "debug", "debug": False}
+    assert opts.demo is True and opts.setuid == "alice"
+    # what the options give goes through the same checks as flags
+    assert load_settings(parse_mount_options("cache_ttl=30,umask=027").flags).umask == 0o027
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour=red", "unknown mount option 'colour=red'"),
+        ("token=abc", "a secret does not belong in mount options"),
+        ("client_secret=abc", "a secret does not belong"),
+        ("cache_ttl", "needs a value"),
+        ("allow_other=maybe", "must be true or false"),
+    ],
+)
+def test_bad_mount_options(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_mount_options(text)
