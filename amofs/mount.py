@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import inspect
 import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from typing import Any, cast
 import pyfuse3
 import trio
 
+from amofs import __version__
 from amofs.api.auth import OAuthTokens, StaticToken
 from amofs.api.client import AmoClient, TokenSource
 from amofs.config import Settings, UsageError, runtime_dir, save_tokens
@@ -111,10 +114,23 @@ def check_mountpoint(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def check_fuse(device: str = "/dev/fuse") -> None:
+    """UsageError in one line when this machine cannot mount FUSE filesystems at all."""
+    if not os.path.exists(device):
+        raise UsageError(
+            f"FUSE is not available: {device} is missing (load the module: sudo modprobe fuse; in a container, "
+            "run it with --device /dev/fuse --cap-add SYS_ADMIN)"
+        )
+    if os.geteuid() != 0 and shutil.which("fusermount3") is None:
+        raise UsageError("fusermount3 not found: install the fuse3 package (sudo apt-get install fuse3)")
+
+
 def fuse_options(settings: Settings) -> set[str]:
     opts = {f"fsname={FSNAME}", f"subtype={FSNAME}", "default_permissions", "noatime"}
     if settings.allow_other:
         opts.add("allow_other")
+    if settings.read_only:
+        opts.add("ro")
     if settings.debug:
         opts.add("debug")
     return opts
@@ -224,7 +240,7 @@ def _startup_failure(e: AmoError, settings: Settings) -> UsageError:
     return UsageError(f"cannot start: {e}")
 
 
-async def _check_account(settings: Settings, auth: TokenSource) -> str:
+async def check_account(settings: Settings, auth: TokenSource) -> str:
     """One request that proves the URLs and the token before anything is mounted: the drive host's discovery
     (``GET /api/v4/account``), or with ``--drive-url`` the first page of the file list. Retries little, so a
     wrong URL fails in seconds. Returns the drive host's URL."""
@@ -278,18 +294,26 @@ async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] 
     ``ready`` is called once the kernel mount exists. Start-up failures raise UsageError (one line)."""
     assert settings.account_url, "load_settings/cli ensure an account URL"
     auth = _auth(settings)
-    drive_url = await _check_account(settings, auth)
+    drive_url = await check_account(settings, auth)
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
             AmoClient(settings.account_url, auth=auth, drive_url=drive_url, rate=settings.rate)
         )
         patterns = DEFAULT_LOCAL_PATTERNS if settings.local_patterns is None else settings.local_patterns
+        extra: dict[str, Any] = {}
+        # TODO(poll): pass poll_interval unconditionally once AmoFS takes it (the metadata cache's change poll)
+        if "poll_interval" in inspect.signature(AmoFS).parameters:
+            extra["poll_interval"] = settings.poll_interval
+        elif settings.poll_interval:
+            log.warning("--poll-interval is not supported by this version; changes show on cache expiry")
         fs = AmoFS(
             client,
             cache_dir=settings.cache_dir,
             cache_ttl=settings.cache_ttl,
             local_patterns=patterns,
+            **extra,
         )
+        fs.info.update(describe(mountpoint, settings, drive_url, fs.dirs.limit))
         try:
             await fs.start()
         except AmoError as e:
@@ -326,8 +350,45 @@ async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] 
         log.info("mounted %s at %s", settings.account_url, mountpoint)
         if ready is not None:
             ready()
+        elif sd_notify(f"READY=1\nSTATUS=mounted {settings.account_url} at {mountpoint}"):
+            stack.callback(sd_notify, "STOPPING=1")  # LIFO: said first, before the unmount and the uploads
         await pyfuse3.main()
         log.info("unmounting %s", mountpoint)
+
+
+def describe(mountpoint: Path, settings: Settings, drive_url: str, cache_limit: int) -> dict[str, Any]:
+    """What the mount says about itself in ``.amofs/status`` besides the live counters (``amofs status``)."""
+    return {
+        "mountpoint": str(mountpoint),
+        "profile": settings.profile,
+        "drive": drive_url,
+        "pid": os.getpid(),
+        "version": __version__,
+        "started_at": round(time.time(), 3),
+        "rate_limit": settings.rate,
+        "cache_dir": str(settings.cache_dir),
+        "cache_limit_bytes": cache_limit,
+        "cache_ttl": settings.cache_ttl,
+        "poll_interval": settings.poll_interval,
+        "read_only": settings.read_only,
+        "log_file": str(settings.log_file) if settings.log_file else None,
+    }
+
+
+def sd_notify(state: str) -> bool:
+    """Tell systemd (a ``Type=notify`` unit running ``amofs mount --foreground``) about the mount; False when
+    not run by systemd. Best effort: a failure is logged, never raised."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address or address[0] not in "/@":
+        return False
+    target = "\0" + address[1:] if address[0] == "@" else address
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.sendto(state.encode(), target)
+    except OSError as e:
+        log.info("cannot notify systemd (%s)", e.strerror)
+        return False
+    return True
 
 
 def _process_umask() -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from amofs.cli import RedactingFormatter, guarded, main
-from amofs.config import UsageError
+from amofs.cli import RedactingFormatter, guarded, helper_args, main, mount_helper, setup_logging
+from amofs.config import UsageError, load_settings
 from amofs.errors import AuthError
 
 
@@ -56,7 +56,7 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for command in ("mount", "umount", "emulator"):
+    for command in ("mount", "umount", "status", "login", "emulator"):
         assert command in out
 
 
@@ -197,3 +197,111 @@ def test_error_line_also_reaches_the_log_file(tmp_path: Path, capsys: pytest.Cap
     assert_one_error_line(err, "does not exist")
     assert err.count("does not exist") == 1
     assert "does not exist" in log_file.read_text()
+
+
+# --- -o options and the mount(8) helper -----------------------------------------------------------------------
+
+
+def test_o_options_go_through_the_same_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "mount", str(tmp_path), "--account-url", "https://x.amocrm.ru", "-o", "cache_ttl=abc")
+    assert code == 1
+    assert_one_error_line(err, "--cache-ttl must be a number")
+
+
+def test_o_option_and_flag_must_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "mount", str(tmp_path), "--cache-ttl", "5", "-o", "cache_ttl=6")
+    assert code == 1
+    assert_one_error_line(err, "--cache-ttl and -o cache_ttl disagree")
+
+
+def test_o_setuid_is_only_for_mount8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "mount", str(tmp_path), "-o", "setuid=alice")
+    assert code == 1
+    assert_one_error_line(err, "setuid=USER is for mount(8)")
+
+
+def test_o_demo_refuses_account_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "mount", str(tmp_path), "-o", "demo", "--account-url", "https://x.amocrm.ru")
+    assert code == 1
+    assert_one_error_line(err, "--demo cannot be combined with --account-url")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected", "setuid"),
+    [
+        (["work", "/m", "-o", "rw,cache_ttl=30"], ["mount", "/m", "--profile", "work", "-o", "rw,cache_ttl=30"], None),
+        (["amofs", "/m"], ["mount", "/m"], None),
+        (["-", "/m", "-ocache_ttl=1", "-n", "-t", "fuse.amofs"], ["mount", "/m", "-o", "cache_ttl=1"], None),
+        (["w", "/m", "-o", "setuid=alice,noauto"], ["mount", "/m", "--profile", "w", "-o", "noauto"], "alice"),
+        (["w", "/m", "-s", "-o", "bogus,ro"], ["mount", "/m", "--profile", "w", "-o", "ro"], None),
+        (["w", "/m", "-f", "-o", "ro"], [], None),
+    ],
+)
+def test_helper_args(argv: list[str], expected: list[str], setuid: str | None) -> None:
+    assert helper_args(argv) == (expected, setuid)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["only-one"], "usage: mount.fuse.amofs PROFILE MOUNTPOINT"),
+        (["w", "/m", "-N", "/proc/1/ns/mnt"], "another mount namespace"),
+        (["w", "/m", "--weird"], "unknown argument '--weird'"),
+    ],
+)
+def test_helper_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert mount_helper(argv) == 1
+    assert_one_error_line(capsys.readouterr().err, message)
+
+
+def test_helper_unknown_option_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert mount_helper(["work", str(tmp_path), "-o", "what"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "unknown mount option 'what'")
+
+
+def test_helper_fake_mount_does_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert mount_helper(["ghost-profile", str(tmp_path / "absent"), "-f"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+# --- logging levels --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("level", "seen"), [("warning", {"W"}), ("info", {"I", "W"}), ("debug", {"D", "I", "W"})])
+def test_log_level_sets_what_the_log_file_gets(tmp_path: Path, level: str, seen: set[str]) -> None:
+    log_file = tmp_path / "amofs.log"
+    setup_logging(load_settings({"log_file": str(log_file), "log_level": level}))
+    lg = logging.getLogger("amofs.test")
+    lg.debug("D")
+    lg.info("I")
+    lg.warning("W")
+    got = {line.rsplit(": ", 1)[1] for line in log_file.read_text().splitlines()}
+    assert got == seen
+
+
+def test_foreground_without_log_file_logs_to_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(load_settings({"foreground": True, "log_level": "info"}))
+    logging.getLogger("amofs.test").info("visible")
+    assert "amofs: info: visible" in capsys.readouterr().err
+    setup_logging(load_settings({"log_level": "info"}))  # background: only warnings reach stderr
+    logging.getLogger("amofs.test").info("hidden")
+    assert "hidden" not in capsys.readouterr().err
+
+
+def test_status_of_a_plain_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "status", str(tmp_path))
+    assert code == 1
+    assert_one_error_line(err, "is not mounted")
+    code, _, err = run(capsys, "status", "/proc")
+    assert_one_error_line(err, "/proc is not an amofs mount (it is proc)")
+
+
+def test_login_needs_the_integration_when_not_interactive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = run(capsys, "login", "--profile", "p", "--account-url", "https://x.amocrm.ru")
+    assert code == 1
+    assert_one_error_line(err, "login needs the integration ID (client_id): give --client-id")
