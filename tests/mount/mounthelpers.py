@@ -43,6 +43,33 @@ def ok(*cmd: str | os.PathLike[str], timeout: float = 60.0) -> bytes:
     return res.stdout
 
 
+_PY_ERRNO = """
+import errno, os, sys
+try:
+    exec(sys.argv[1])
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+else:
+    print("OK")
+"""
+
+
+def pyerr(code: str, *args: str | os.PathLike[str], timeout: float = 60.0) -> str:
+    """Run a Python snippet in a subprocess (``args`` are ``sys.argv[2:]``); return the errno name of the
+    OSError it raised (``"EROFS"``) or ``"OK"`` — the errno a real process gets from the mount."""
+    res = subprocess.run(
+        [sys.executable, "-c", _PY_ERRNO, code, *map(os.fspath, args)], capture_output=True, text=True, timeout=timeout
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip().splitlines()[-1]
+
+
+def shown(f: dict[str, object]) -> str:
+    """An emulator file model's name as the mount shows it before escapes (``name.ext``)."""
+    ext = (f.get("metadata") or {}).get("extension") or ""  # type: ignore[union-attr]
+    return f"{f['name']}.{ext}" if ext else str(f["name"])
+
+
 def is_amofs_mount(path: Path) -> bool:
     entry = find_mount(path)
     return entry is not None and entry.fstype == "fuse.amofs"
