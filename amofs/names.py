@@ -161,7 +161,11 @@ def assign(files: Iterable[Named], taken: Iterable[str] = ()) -> dict[str, str]:
     a file that would collide with one is suffixed. Linear in the number of files.
     """
     groups: dict[str, list[Named]] = {}
+    seen: set[str] = set()
     for f in files:
+        if f.uuid in seen:
+            continue  # listed twice (a listing that grew while it was paged): one file, one name
+        seen.add(f.uuid)
         plain = fit(shown(f.name, f.extension), f.extension, f.uuid)
         groups.setdefault(plain, []).append(f)
     used = set(taken)

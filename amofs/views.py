@@ -19,6 +19,7 @@ do to the account, is the facade's (filesystem.py) rename/unlink/create table.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Hashable
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 import trio
 
 from amofs import names
-from amofs.api.client import AmoClient, FileFilter
+from amofs.api.client import MIN_PAGE_SIZE, AmoClient, FileFilter
 from amofs.api.models import ENTITY_KINDS, FileModel, VersionModel
 from amofs.errors import NotFound
 from amofs.metacache import Listing, MetaCache
@@ -47,6 +48,8 @@ ROOT_NAMES: dict[str, Key] = {
     **ENTITY_ROOTS,
     "search": SEARCH,
 }
+
+log = logging.getLogger(__name__)
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 UUID_BATCH = 50  # uuids per filter[uuid] request when an entity folder needs models
@@ -127,9 +130,16 @@ async def sync(ctx: Ctx, trashed: bool) -> bool:
     started = int(time.time())
     if idx.files is not None and idx.synced_wall is not None:
         since = idx.synced_wall - SYNC_SKEW
-        for m in await c.list_files(FileFilter(date_type="updated_at", date_from=since)):
+        updated = FileFilter(date_type="updated_at", date_from=since)
+        changed = await c.list_files(updated)
+        if len(changed) < MIN_PAGE_SIZE:  # one page: nothing can shift under it
+            trash = await c.list_files(FileFilter(deleted=True))
+        else:
+            known = {u for u, m in idx.models.items() if m.is_trashed}
+            changed, trash = await _settled(c, updated, known, changed)
+        for m in changed:
             idx.put(m)
-        idx.set_whole(True, await c.list_files(FileFilter(deleted=True)))
+        idx.set_whole(True, trash)
         idx.mark_synced(started)
     elif trashed:
         idx.set_whole(True, await c.list_files(FileFilter(deleted=True)))
@@ -138,10 +148,44 @@ async def sync(ctx: Ctx, trashed: bool) -> bool:
         else:
             idx.mark_synced(started)
     else:
-        idx.set_whole(False, await c.list_files())
+        before = {m.uuid for m in await c.list_files(FileFilter(deleted=True))}
+        files, trash = await _settled(c, None, before)
+        idx.set_whole(False, files)
+        idx.set_whole(True, trash)
         idx.mark_synced(started)
     await idx.save()
     return True
+
+
+SETTLE_PASSES = 3
+
+
+async def _settled(
+    c: AmoClient, flt: FileFilter | None, trash_before: set[str], first: list[FileModel] | None = None
+) -> tuple[list[FileModel], list[FileModel]]:
+    """The live files matching ``flt`` listed whole, and the trash as it is after that listing.
+
+    The service pages by offset through a list ordered newest first: a file deleted while we page shifts the
+    later pages back by one, and the file that moves onto a page already read is missed — for good, since an
+    unchanged file never shows in an incremental sync. Only a deletion shifts pages back, and every deletion
+    lands in the trash: when the trash holds a file it did not hold before (``trash_before``), page again,
+    at most ``SETTLE_PASSES`` times. ``first``: a listing the caller already made after ``trash_before``."""
+    files = first
+    for n in range(1, SETTLE_PASSES + 1):
+        if files is None:
+            files = await c.list_files(flt)
+        trash = await c.list_files(FileFilter(deleted=True))
+        gained = {m.uuid for m in trash} - trash_before
+        if not gained:
+            return files, trash
+        if n == SETTLE_PASSES:
+            break
+        log.warning("%d file(s) were deleted while the file list was read; reading it again", len(gained))
+        trash_before = trash_before | {m.uuid for m in trash}
+        files = None
+    log.warning("the file list kept changing while it was read; a file may show only after a later listing")
+    assert files is not None
+    return files, trash
 
 
 async def _fetch(ctx: Ctx, key: Key) -> Listing:
