@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import pyfuse3
 
-from amofs.errors import AmoError, errno_of
+from amofs.errors import AmoError, ProtocolError, errno_of
 
 if TYPE_CHECKING:
     from amofs.filesystem import AmoFS, Attr, Opened, StatFs
@@ -47,7 +47,10 @@ def _errno(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any
             raise
         except AmoError as e:
             code = errno_of(e)
-            log.debug("%s: %s → %s", fn.__name__, e, errno.errorcode.get(code, code))
+            if isinstance(e, ProtocolError):  # the service answered something unusable: worth a line in the log
+                log.warning("%s: %s → %s", fn.__name__, e, errno.errorcode.get(code, code))
+            else:
+                log.debug("%s: %s → %s", fn.__name__, e, errno.errorcode.get(code, code))
             raise pyfuse3.FUSEError(code) from None
         except Exception:
             log.exception("%s failed unexpectedly; answering EIO", fn.__name__)
