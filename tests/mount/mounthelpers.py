@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from amofs.mount import find_mount, serving_pid
 
@@ -58,15 +59,18 @@ def pyerr(code: str, *args: str | os.PathLike[str], timeout: float = 60.0) -> st
     """Run a Python snippet in a subprocess (``args`` are ``sys.argv[2:]``); return the errno name of the
     OSError it raised (``"EROFS"``) or ``"OK"`` — the errno a real process gets from the mount."""
     res = subprocess.run(
-        [sys.executable, "-c", _PY_ERRNO, code, *map(os.fspath, args)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", _PY_ERRNO, code, *[os.fspath(a) for a in args]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert res.returncode == 0, res.stderr
-    return res.stdout.strip().splitlines()[-1]
+    return str(res.stdout).strip().splitlines()[-1]
 
 
-def shown(f: dict[str, object]) -> str:
+def shown(f: dict[str, Any]) -> str:
     """An emulator file model's name as the mount shows it before escapes (``name.ext``)."""
-    ext = (f.get("metadata") or {}).get("extension") or ""  # type: ignore[union-attr]
+    ext = (f.get("metadata") or {}).get("extension") or ""
     return f"{f['name']}.{ext}" if ext else str(f["name"])
 
 

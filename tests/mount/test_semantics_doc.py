@@ -387,11 +387,10 @@ def test_read_a_download_dropping_more_than_three_times_is_eio(
 
 
 def run_py(code: str, *args: str | os.PathLike[str]) -> str:
-    res = subprocess.run(
-        [sys.executable, "-c", code, *map(os.fspath, args)], capture_output=True, text=True, timeout=60
-    )
+    cmd = [sys.executable, "-c", code, *[os.fspath(a) for a in args]]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    return res.stdout
+    return str(res.stdout)
 
 
 def test_write_fsync_uploads_before_close(emulator: Emulator, m: Mount) -> None:
