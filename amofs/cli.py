@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg = sub.add_parser(
         "login",
         help="log in to an account (OAuth or a long-lived token) and save it in a profile",
-        description="Get tokens for an account and save them, with the account and the integration's "
+        description="Get tokens for an account and save them, with the account and the integration's\n"
         "details, in a profile of the config file (mode 0600).",
         epilog=_LOGIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -213,12 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
 # --- logging ------------------------------------------------------------------------------------------------
 
 
+#: shorter values are not blanked: no real token is that short, and blanking "x" would garble every line
+MIN_SECRET = 6
+
+
 class RedactingFormatter(logging.Formatter):
     """A formatter that replaces every known secret in the finished text, tracebacks included."""
 
     def __init__(self, fmt: str, secrets: Sequence[str], *, lower_level: bool = False) -> None:
         super().__init__(fmt)
-        self.secrets = [s for s in secrets if s]
+        self.secrets = [s for s in secrets if len(s) >= MIN_SECRET]
         self.lower_level = lower_level
 
     def formatMessage(self, record: logging.LogRecord) -> str:
@@ -297,7 +301,7 @@ def guarded(fn: Callable[[], int], secrets: Sequence[str] = ()) -> int:
             log.debug("unexpected error", exc_info=leaf)
         line = _one_line(leaf)
         for s in secrets:
-            if s:
+            if len(s) >= MIN_SECRET:
                 line = line.replace(s, "***")
         print(f"amofs: error: {line}", file=sys.stderr, flush=True)
         log.error("%s", line, extra={"file_only": True})  # a background mount's stderr is /dev/null

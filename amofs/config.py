@@ -169,6 +169,12 @@ def _as_level(v: object, what: str) -> str:
     return s
 
 
+def _as_redirect(v: object, what: str) -> str:
+    """An OAuth redirect URI: checked like a URL but kept exactly as given (amoCRM compares it verbatim)."""
+    _as_url(v, what)
+    return _as_str(v, what).strip()
+
+
 def _as_path(v: object, what: str) -> Path:
     return Path(os.path.expanduser(_as_str(v, what))).absolute()
 
@@ -202,7 +208,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "local_patterns": _as_patterns,
     "client_id": _as_str,
     "client_secret": _as_str,
-    "redirect_uri": _as_url,
+    "redirect_uri": _as_redirect,
     "refresh_token": _as_str,
 }
 

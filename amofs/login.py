@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import trio
 
 from amofs.config import Settings, UsageError, load_settings, parse_setting, read_config, replace, save_profile
+from amofs.errors import AuthError
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,15 @@ def _login_long_lived(s: Settings, profile: str, check: Callable[[Settings], str
         token = sys.stdin.readline().strip()
     if not token:
         raise UsageError("no token was given (paste it, or pipe it on stdin)")
-    drive = check(replace(s, account_url=account, token=token, refresh_token=None, client_id=None))
+    try:
+        drive = check(replace(s, account_url=account, token=token, refresh_token=None, client_id=None))
+    except UsageError as e:
+        cause = e.__cause__
+        if isinstance(cause, AuthError):
+            raise UsageError(
+                f"{account} refused this token ({cause.method} {cause.path}: HTTP {cause.status}); nothing was saved"
+            ) from e
+        raise
     path = save_profile(
         profile,
         {"account_url": account, "token": token, "refresh_token": None, "expires_at": None},

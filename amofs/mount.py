@@ -38,7 +38,7 @@ import pyfuse3
 import trio
 
 from amofs import __version__
-from amofs.api.auth import OAuthTokens, StaticToken
+from amofs.api.auth import TOKEN_PATH, OAuthTokens, StaticToken
 from amofs.api.client import AmoClient, TokenSource
 from amofs.config import Settings, UsageError, runtime_dir, save_tokens
 from amofs.errors import AmoError, ApiError, AuthError, Blocked, Forbidden, NotFound, ProtocolError, Unavailable
@@ -223,12 +223,22 @@ def _startup_failure(e: AmoError, settings: Settings) -> UsageError:
     where = f"{e.method} {e.path}" if isinstance(e, ApiError) and e.method and e.path else "the service"
     status = f"HTTP {e.status}" if isinstance(e, ApiError) and e.status else type(e).__name__
     if isinstance(e, AuthError):
+        cause = e.__cause__
+        if isinstance(cause, AuthError) and cause.path == TOKEN_PATH:
+            again = "amofs login" + (f" --profile {settings.profile}" if settings.profile else "")
+            return UsageError(
+                f"the refresh token was refused ({cause.method} {cause.path}: HTTP {cause.status}): it was revoked, "
+                f"expired or already used; log in again: {again}"
+            )
         return UsageError(
             f"the access token was refused ({where}: {status}); give a valid one with AMOFS_TOKEN, --token or "
             "the config file (or log in again)"
         )
     if isinstance(e, Blocked):
-        return UsageError(f"{url} blocks this client ({where}: {status}); too many requests were made")
+        return UsageError(
+            f"{url} blocks this client ({where}: {status}): too many requests were made; the block stays until "
+            "amoCRM's support lifts it (see docs/TROUBLESHOOTING.md)"
+        )
     if isinstance(e, Forbidden):
         return UsageError(f"the token may not use the files API ({where}: {status}: {e.message})")
     if isinstance(e, NotFound | ProtocolError):
@@ -247,7 +257,7 @@ async def check_account(settings: Settings, auth: TokenSource) -> str:
     assert settings.account_url
     probe = AmoClient(settings.account_url, auth=auth, drive_url=settings.drive_url, rate=settings.rate, **_PROBE)
     try:
-        with _quiet(logging.getLogger("amofs.api.client")):
+        with _quiet(logging.getLogger("amofs.api")):
             async with probe:
                 drive = await probe.discover_drive_url()
                 if settings.drive_url:
@@ -270,7 +280,7 @@ _PROBE: dict[str, Any] = {"max_retries": 1, "timeout": 20.0}
 def _quiet(logger: logging.Logger) -> Iterator[None]:
     """Keep a logger's retry warnings off the terminal while the failure itself becomes the one error line."""
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:

@@ -341,3 +341,11 @@ def test_mount_options_split_by_meaning() -> None:
 def test_bad_mount_options(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_mount_options(text)
+
+
+def test_a_redirect_uri_is_kept_exactly() -> None:
+    # amoCRM compares redirect_uri verbatim: a trailing slash must survive
+    assert load_settings({"redirect_uri": "http://127.0.0.1:8765/"}).redirect_uri == "http://127.0.0.1:8765/"
+    assert load_settings({"account_url": "https://x.amocrm.ru/"}).account_url == "https://x.amocrm.ru"
+    with pytest.raises(UsageError, match="--redirect-uri must be an http"):
+        load_settings({"redirect_uri": "127.0.0.1:8765"})

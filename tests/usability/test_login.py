@@ -91,7 +91,7 @@ def test_login_catches_the_code_on_the_loopback_redirect_then_mounts(
     emulator: Emulator, config_file: Path, mnt: Path, logins: list[Login]
 ) -> None:
     port = free_port()
-    redirect = f"http://127.0.0.1:{port}/amofs"
+    redirect = f"http://127.0.0.1:{port}/amofs/"  # kept exactly: amoCRM compares it verbatim
     emulator.add_oauth_client(CLIENT_ID, SECRET, redirect)
     emulator.seed_file("hello.txt", b"hello from oauth")
     lg = start_login(
@@ -244,7 +244,7 @@ def test_a_refused_long_lived_token_is_not_saved(emulator: Emulator, config_file
         timeout=PROC_TIMEOUT,
     )
     assert res.returncode == 1
-    assert "amofs: error: the access token was refused" in res.stderr
+    assert f"amofs: error: {emulator.account_url} refused this token (GET /api/v4/account: HTTP 401)" in res.stderr
     assert "not-a-valid-token" not in res.stderr
     assert not config_file.exists()
 
