@@ -600,7 +600,8 @@ class AmoFS:
             raise ProtocolError(f"file {m.uuid} has no download link")
         return cur.download_url
 
-    async def read(self, fh: int, offset: int, size: int) -> bytes:
+    async def read(self, fh: int, offset: int, size: int) -> bytes | memoryview:
+        """A memoryview is a slice of a reader's buffer or of a cached content's mapping (no copy made)."""
         h = self._handle(fh)
         if h.snapshot is not None:
             return h.snapshot[offset : offset + size]

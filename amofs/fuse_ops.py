@@ -183,7 +183,8 @@ class Operations(pyfuse3.Operations):
         return self.file_info(opened), self.entry(attr)
 
     @_errno
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]
+        # pyfuse3 replies with any contiguous buffer (its stub says bytes): a slice is sent without a copy
         return await self.fs.read(fh, off, size)
 
     @_errno

@@ -27,6 +27,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 from urllib.parse import quote
 
+import httpcore
 import httpx
 import trio
 
@@ -160,7 +162,12 @@ class Download(Protocol):
 
     async def receive(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` more bytes; b"" at the end. A body shorter than its Content-Length raises
-        ProtocolError; a dropped connection raises Unavailable (the caller may reopen with Range)."""
+        ProtocolError or Unavailable (dropped connection); the caller may reopen with Range."""
+        ...
+
+    async def receive_into(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer``: ``len(buffer)`` bytes unless the body ends or fails first; 0 at the end. Bytes
+        received before a failure are returned first, the error (as for ``receive``) on the next call."""
         ...
 
     async def aclose(self) -> None: ...
@@ -342,20 +349,31 @@ def _q(segment: str) -> str:
 class HttpDownload:
     """A streamed download body (``Download``).
 
-    ``receive(max_bytes)`` gathers the chunks ``response.aiter_raw()`` yields until it has ``max_bytes``
-    (one join, i.e. one copy; a single chunk is passed through without copying), so a caller asking for 1 MiB
-    gets up to 1 MiB per call. Throughput ceiling: httpcore reads the socket at most 64 KiB per ``recv``
-    (``READ_NUM_BYTES``), each read an await through anyio/trio, all on the one event-loop thread. Measured on
-    loopback (2 CPUs, 200 MiB): 0.4-0.5x curl against the emulator, 0.15-0.35x against a separate-process
-    server doing ~4 GiB/s; asking 128 KiB or 1 MiB per ``receive`` makes little difference, and raising
-    ``READ_NUM_BYTES`` to 1 MiB did not help measurably either. Real links to amoCRM are far below these
-    rates, so this is not the bottleneck there. A later performance pass may bypass httpcore for the body
-    (read the socket directly with ``recv_into`` a preallocated buffer); the ``Download`` protocol lets it do
-    so without touching callers.
+    Two ways to the bytes, chosen per response:
 
-    Failures: the connection dropping (any httpx transport error) → Unavailable; the stream ending before
-    Content-Length bytes, or running past it → ProtocolError. Bytes received before a failure are returned
-    first; the error comes on the next call, so the caller knows exactly where to resume with Range.
+    - **direct** (HTTP/1.1 with ``Content-Length`` framing and at least ``DIRECT_MIN`` bytes left after the
+      first chunk): the first chunk comes through httpx as usual, which empties h11's buffer of the bytes that
+      arrived with the headers; the rest is read straight from the connection — ``recv_into`` the caller's
+      buffer on a plain TCP socket, ``read()`` of httpcore's network stream under TLS — in reads as large as
+      the caller asks, counted against ``Content-Length``. httpx still did the request: redirects (with
+      ``Authorization`` dropped across hosts), TLS and the pool. As h11 never sees the end of such a body,
+      closing it closes the connection instead of returning it to the pool: one TCP (and TLS) set-up per
+      large download, nothing next to its transfer time.
+    - **through httpx** otherwise (small or chunked bodies, or a transport without a network stream, such as
+      ``httpx.MockTransport``): ``response.aiter_raw()`` chunks, gathered.
+
+    Why: httpcore reads a socket at most 64 KiB per ``recv`` and each chunk goes through h11, httpcore and
+    httpx, awaits included; on loopback that held a download to 0.3-0.5x curl, and with every extra layer of
+    the read path on the same thread, a ``cat`` through the mount to 0.14x. Read directly, 1 MiB per call, the
+    body arrives at about curl's speed (measurements in docs/PERFORMANCE.md).
+
+    ``receive_into(buffer)`` fills the caller's buffer completely unless the body ends or fails first, so a
+    reader can keep buffers aligned to file offsets; ``receive(max_bytes)`` returns up to ``max_bytes`` as a
+    new object.
+
+    Failures: the connection dropping, stalling past the read timeout, or ending before Content-Length →
+    Unavailable; a body running past its Content-Length → ProtocolError. Bytes received before a failure are
+    returned first; the error comes on the next call, so the caller knows exactly where to resume with Range.
     """
 
     status: int
@@ -370,21 +388,25 @@ class HttpDownload:
         self._it: AsyncIterator[bytes] | None = _raw_chunks(response)
         self._pending: list[bytes] = []
         self._pending_len = 0
-        self._received = 0
+        self._received = 0  # bytes of the body taken from the connection so far
         self._error: AmoError | None = None
         self._eof = False
         self._method = method
         self._path = path
+        self._direct: _Direct | None = None
+        self._may_go_direct = self.length is not None and _direct_capable(response)
 
     @classmethod
     def empty(cls, response: httpx.Response, start: int, method: str, path: str) -> HttpDownload:
         d = cls(response, start, method, path)
         d.length = 0
         d._eof = True
+        d._may_go_direct = False
         return d
 
+    # --- through httpx --------------------------------------------------------------------------------------
     async def _pull(self) -> bytes | None:
-        """The next raw chunk, or None at the end; a failure is parked in ``_error``."""
+        """The next raw chunk from httpx, or None at the end; a failure is parked in ``_error``."""
         assert self._it is not None
         try:
             chunk = await self._it.__anext__()
@@ -398,11 +420,7 @@ class HttpDownload:
             return None
         except httpx.TransportError as exc:
             self._eof = True
-            self._error = Unavailable(
-                f"download dropped after {self._received} bytes ({type(exc).__name__})",
-                method=self._method,
-                path=self._path,
-            )
+            self._error = self._dropped(type(exc).__name__)
             return None
         self._received += len(chunk)
         if self.length is not None and self._received > self.length:
@@ -413,10 +431,95 @@ class HttpDownload:
             return None
         return chunk
 
+    def _dropped(self, why: str) -> Unavailable:
+        return Unavailable(
+            f"download dropped after {self._received} bytes ({why})", method=self._method, path=self._path
+        )
+
+    async def _prime(self) -> None:
+        """Before the first read: take the first chunk through httpx (it carries the bytes h11 holds), then
+        decide whether the rest is read directly."""
+        if self._may_go_direct:
+            self._may_go_direct = False
+            chunk = await self._pull()
+            if chunk:
+                self._pending.append(chunk)
+                self._pending_len += len(chunk)
+            assert self.length is not None
+            if not self._eof and self._error is None and self.length - self._received >= DIRECT_MIN:
+                self._direct = _Direct.of(self._resp)
+
+    # --- direct ---------------------------------------------------------------------------------------------
+    async def _direct_into(self, view: memoryview) -> int:
+        """Read straight from the connection into ``view`` until full or the body's end; errors parked."""
+        assert self._direct is not None and self.length is not None
+        want = min(len(view), self.length - self._received)
+        got = 0
+        while got < want:
+            try:
+                n = await self._direct.read_into(view[got:want])
+            except _StreamFailed as exc:
+                self._eof = True
+                self._error = self._dropped(str(exc))
+                break
+            if n == 0:
+                self._eof = True
+                self._error = self._dropped("connection closed before Content-Length")
+                break
+            got += n
+            self._received += n
+        if self._received == self.length:
+            self._eof = True
+        return got
+
+    # --- the Download protocol ------------------------------------------------------------------------------
+    async def receive_into(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` from the body: ``len(buffer)`` bytes unless the body ends or fails first (then
+        fewer; 0 at the end). A failure after some bytes returns those; the next call raises."""
+        with memoryview(buffer) as view:
+            want = len(view)
+            if want == 0:
+                return 0
+            await self._prime()
+            got = 0
+            while self._pending and got < want:  # bytes already taken from the connection come first
+                head = self._pending[0]
+                n = min(len(head), want - got)
+                view[got : got + n] = head[:n] if n < len(head) else head
+                got += n
+                self._pending_len -= n
+                if n == len(head):
+                    self._pending.pop(0)
+                else:
+                    self._pending[0] = head[n:]
+            while got < want and not self._eof:
+                if self._direct is not None:
+                    got += await self._direct_into(view[got:])
+                    break
+                chunk = await self._pull()
+                if chunk:
+                    n = min(len(chunk), want - got)
+                    view[got : got + n] = chunk[:n] if n < len(chunk) else chunk
+                    got += n
+                    if n < len(chunk):
+                        self._pending.append(chunk[n:])
+                        self._pending_len += len(chunk) - n
+            if got == 0 and self._error is not None:
+                raise self._error
+            return got
+
     async def receive(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` more bytes; b"" at the end (see the class docstring for failures)."""
         if max_bytes <= 0:
             return b""
+        await self._prime()
+        if self._direct is not None:
+            assert self.length is not None
+            buf = bytearray(min(max_bytes, self._pending_len + self.length - self._received))
+            got = await self.receive_into(buf) if buf else 0
+            if got == 0 and self._error is not None:
+                raise self._error
+            return bytes(memoryview(buf)[:got])
         while self._pending_len < max_bytes and not self._eof:
             chunk = await self._pull()
             if chunk:
@@ -440,6 +543,7 @@ class HttpDownload:
 
     async def aclose(self) -> None:
         it, self._it = self._it, None
+        self._direct = None
         if it is not None and hasattr(it, "aclose"):
             await it.aclose()
         await self._resp.aclose()
@@ -449,6 +553,58 @@ class HttpDownload:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+#: a body with at least this many bytes left after its first chunk is read straight from the connection
+DIRECT_MIN = 256 * 1024
+
+
+class _StreamFailed(Exception):
+    """The connection under a direct read failed or stalled (the message says how)."""
+
+
+def _direct_capable(response: httpx.Response) -> bool:
+    """Whether the rest of ``response``'s body can be read from its connection: HTTP/1.1, Content-Length
+    framing (no Transfer-Encoding), identity coding, and httpcore's network stream in the extensions."""
+    if response.http_version != "HTTP/1.1" or "transfer-encoding" in response.headers:
+        return False
+    stream = response.extensions.get("network_stream")
+    return isinstance(stream, httpcore.AsyncNetworkStream)
+
+
+class _Direct:
+    """Reads of a response's connection past httpcore: ``recv_into`` on a plain TCP trio socket, else the
+    network stream's ``read`` (TLS decrypts there) copied into the caller's buffer. ``timeout`` (the
+    request's read timeout) bounds each read."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream, timeout: float | None) -> None:
+        self._stream = stream
+        self._timeout = float("inf") if timeout is None else timeout
+        sock = None
+        if stream.get_extra_info("ssl_object") is None:
+            with contextlib.suppress(Exception):  # a backend without a trio socket: fall back to read()
+                sock = stream.get_extra_info("socket")
+        self._sock = sock if isinstance(sock, trio.socket.SocketType) else None
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> _Direct:
+        timeouts = response.request.extensions.get("timeout", {})
+        return cls(response.extensions["network_stream"], timeouts.get("read"))
+
+    async def read_into(self, view: memoryview) -> int:
+        try:
+            if self._sock is not None:
+                with trio.fail_after(self._timeout):
+                    return await self._sock.recv_into(view)
+            data = await self._stream.read(len(view), timeout=self._timeout)
+        except trio.TooSlowError:
+            raise _StreamFailed(f"no data for {self._timeout:.0f} s") from None
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _StreamFailed(type(exc).__name__) from None
+        except (httpcore.NetworkError, httpcore.TimeoutException) as exc:
+            raise _StreamFailed(type(exc).__name__) from None
+        view[: len(data)] = data
+        return len(data)
 
 
 class _OneShotBody(httpx.AsyncByteStream):
