@@ -238,9 +238,10 @@ class AmoFS:
 
     async def _model(self, uuid: str) -> FileModel:
         idx = self.cache.index
-        if not idx.fresh() and idx.files is not None:
+        m = self.cache.model(uuid)
+        if m is None and idx.files is not None and uuid in idx.models:
             await views.refresh(self.ctx)  # one incremental sync refreshes every file at once
-        m = self.cache.model(uuid) if idx.fresh() else None
+            m = self.cache.model(uuid)
         if m is None:
             try:
                 m = await self.client.get_file(uuid)
@@ -275,7 +276,7 @@ class AmoFS:
         if key[0] == "new":
             return self._local_attr(ino, lf) if lf else None
         if key[0] in FILE_KINDS:
-            m = self.cache.model(str(key[1])) if self.cache.index.fresh() else None
+            m = self.cache.model(str(key[1]))
             if m is not None:
                 return self._model_attr(ino, m)
             return self._local_attr(ino, lf) if lf and lf.loaded else None
@@ -708,11 +709,13 @@ class AmoFS:
         self.cache.drop_listing(("dir", "versions", model.uuid))
 
     def _list_add(self, folder: Key, model: FileModel) -> None:
+        self.cache.values.pop(("links", model.uuid), None)
         lst = self.cache.listings.get(folder)
         if lst is not None:
             lst.place(model)
 
     def _list_remove(self, folder: Key, uuid: str) -> None:
+        self.cache.values.pop(("links", uuid), None)
         lst = self.cache.listings.get(folder)
         if lst is not None:
             lst.remove(file_key(uuid))
@@ -746,7 +749,7 @@ class AmoFS:
 
     async def _delete(self, uuid: str) -> None:
         await self.client.delete_files([uuid])
-        m = self.cache.model(uuid)
+        m = self.cache.index.models.get(uuid)
         self.cache.drop_listing(views.VERSIONS)
         if m is not None:  # it leaves files/ and shows in trash/ at once
             self.cache.put(dataclasses.replace(m, is_trashed=True, deleted_at=int(time.time())))
@@ -798,7 +801,9 @@ class AmoFS:
             await self._rename_local(src_ino, src_dir, old_name, dst_dir, new_name, dst)
             return
         ent_src, ent_dst = views.entity_of(src_dir), views.entity_of(dst_dir)
-        if src[0] == "version" and dst_dir == views.FILES:
+        if src[0] == "version":
+            if dst_dir != views.FILES:
+                raise InvalidName("a version can only be moved onto its own file's name in files/")
             await self._promote(src, dst)
         elif src[0] != "file":
             raise NotPermitted()
@@ -854,6 +859,8 @@ class AmoFS:
     async def _rename_file(self, uuid: str, new_name: str, dst: Key | None) -> None:
         m = await self._model(uuid)
         full = names.unescape(new_name)
+        if dst == file_key(uuid):
+            return  # already its name (reached from an entity folder): nothing to rename
         if dst is not None and dst[0] == "file":
             # mv a b over an existing b: b gets a's bytes as a new version (history and links kept), a goes
             await self._copy_as_version(m, str(dst[1]), full)
@@ -921,8 +928,7 @@ class AmoFS:
             if name == "user.amo.version_uuid":
                 return m.version_uuid.encode()
             if name == "user.amo.links":
-                links = await self.client.file_links(m.uuid)
-                return " ".join(f"{e.entity_type}/{e.id}" for e in links).encode()
+                return await self._links_xattr(m.uuid)
         elif key[0] == "version":
             v = self.ctx.versions.get(str(key[1]))
             if v is not None and name == "user.amo.version_uuid":
@@ -930,6 +936,17 @@ class AmoFS:
             if v is not None and name == "user.amo.file_uuid":
                 return v.file_uuid.encode()
         raise NoAttribute()
+
+    async def _links_xattr(self, uuid: str) -> bytes:
+        """``leads/123 contacts/45``: one request per TTL (getfattr asks twice: for the size, then the value);
+        links made or removed through the mount drop it."""
+        key = ("links", uuid)
+        value = self.cache.values.get(key)
+        if value is None:
+            links = await self.client.file_links(uuid)
+            value = " ".join(f"{e.entity_type}/{e.id}" for e in links).encode()
+            self.cache.values[key] = value
+        return bytes(value)
 
     async def listxattr(self, ino: int) -> list[str]:
         key = self._key(ino)

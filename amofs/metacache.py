@@ -101,6 +101,8 @@ class FileIndex:
         self.trash: Listing | None = None  # trash/ likewise
         self.synced_wall: int | None = None  # server-clock second the last whole/incremental sync started
         self.checked = float("-inf")  # trio time of the last sync
+        # files answered one by one (an entity folder's, a search's, a GET): believed for ttl from then
+        self._seen: dict[str, float] = {}
         self._db_path = db
         self._account = account
         self._dirty: set[str] = set()
@@ -114,15 +116,27 @@ class FileIndex:
     def fresh(self) -> bool:
         return trio.current_time() - self.checked < self.ttl
 
+    def fresh_model(self, uuid: str) -> FileModel | None:
+        """The file's model while it is believed: since the last sync, or since it was answered on its own."""
+        m = self.models.get(uuid)
+        if m is None:
+            return None
+        if self.fresh():
+            return m
+        seen = self._seen.get(uuid)
+        return m if seen is not None and trio.current_time() - seen < self.ttl else None
+
     def mark_synced(self, wall: int) -> None:
         self.synced_wall = wall
         self.checked = trio.current_time()
+        self._seen.clear()  # everything is believed from now on; keep the map small
 
     # --- updates ------------------------------------------------------------------------------------------
     def put(self, m: FileModel) -> None:
         """Believe ``m``: it joins (or moves between) files/ and trash/ at once."""
         self.models[m.uuid] = m
         self._dirty.add(m.uuid)
+        self._seen[m.uuid] = trio.current_time()
         key = file_key(m.uuid)
         here, there = (self.trash, self.files) if m.is_trashed else (self.files, self.trash)
         if there is not None:
@@ -307,13 +321,15 @@ class MetaCache:
         self.index = FileIndex(ttl, db, account)
         self.listings: TTLCache[Key, Listing] = TTLCache(max_dirs, t, timer=trio.current_time)
         self.missing: TTLCache[tuple[Key, str], bool] = TTLCache(max_dirs, t, timer=trio.current_time)
+        self.values: TTLCache[Key, Any] = TTLCache(max_dirs, t, timer=trio.current_time)  # e.g. a file's links
         self._flights: dict[Key, trio.Event] = {}
         self.hits = 0
         self.misses = 0
 
     # --- file models --------------------------------------------------------------------------------------
     def model(self, uuid: str) -> FileModel | None:
-        m = self.index.models.get(uuid)
+        """The file's model while it is believed (see FileIndex.fresh_model)."""
+        m = self.index.fresh_model(uuid)
         if m is None:
             self.misses += 1
         else:

@@ -274,10 +274,13 @@ async def lookup_dynamic(ctx: Ctx, parent: Key, name: str) -> Key | None:
             return None
         kind = str(parent[1])
         key = ("dir", kind, int(name))
+        known = int(name) in ctx.entities[kind]
         try:
             await listing(ctx, key)
         except NotFound:
             return None
+        if not known:
+            ctx.cache.drop_listing(parent)  # `ls leads/` shows the entities visited, this one now too
         return key
     if parent == SEARCH:
         ctx.searches.add(name)
