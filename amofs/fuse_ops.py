@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import pyfuse3
+import trio
 
 from amofs.errors import AmoError, ProtocolError, errno_of
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-BLOCK_SIZE = 128 * 1024  # st_blksize: the I/O size tools such as cp use for their buffers
+BLOCK_SIZE = 1 << 20  # st_blksize: the I/O size cp and cat use: 1 MiB kernel reads and writes (the most)
 
 
 def _errno(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -71,6 +72,11 @@ class Operations(pyfuse3.Operations):
         self.uid = uid
         self.gid = gid
         self.umask = umask
+        #: set while pyfuse3 answers the kernel's INIT; the answer is on its way once a waiting task runs
+        self.initialized = trio.Event()
+
+    def init(self) -> None:
+        self.initialized.set()
 
     # --- conversions --------------------------------------------------------------------------------------
 

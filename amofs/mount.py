@@ -350,18 +350,25 @@ async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] 
             raise UsageError(f"cannot mount at {mountpoint} ({e}; see the message above)") from e
         stack.callback(_unmount_now, mountpoint)
         stack.callback(_remove_pidfile, _write_pidfile(mountpoint))
-        tune_read_ahead(mountpoint)
 
         async def watch() -> None:
             with watcher:
                 await _watch_signals(signals)
 
+        async def serving() -> None:
+            # the kernel sets the bdi's read-ahead to the max_readahead agreed in INIT (128 KiB) when it
+            # takes our answer (pyfuse3 sends it right after Operations.init): raising it earlier is undone
+            with trio.move_on_after(30):
+                await ops.initialized.wait()
+            tune_read_ahead(mountpoint)
+            log.info("mounted %s at %s", settings.account_url, mountpoint)
+            if ready is not None:
+                ready()
+            elif sd_notify(f"READY=1\nSTATUS=mounted {settings.account_url} at {mountpoint}"):
+                stack.callback(sd_notify, "STOPPING=1")  # LIFO: said first, before the unmount and the uploads
+
         nursery.start_soon(watch)
-        log.info("mounted %s at %s", settings.account_url, mountpoint)
-        if ready is not None:
-            ready()
-        elif sd_notify(f"READY=1\nSTATUS=mounted {settings.account_url} at {mountpoint}"):
-            stack.callback(sd_notify, "STOPPING=1")  # LIFO: said first, before the unmount and the uploads
+        nursery.start_soon(serving)
         await pyfuse3.main()
         log.info("unmounting %s", mountpoint)
 
