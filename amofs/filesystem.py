@@ -753,6 +753,8 @@ class AmoFS:
         self.cache.drop_listing(views.VERSIONS)
         if m is not None:  # it leaves files/ and shows in trash/ at once
             self.cache.put(dataclasses.replace(m, is_trashed=True, deleted_at=int(time.time())))
+        for folder in [k for k in self.cache.listings if views.entity_of(k)]:
+            self._list_remove(folder, uuid)  # entity folders hide trashed files (their links are kept)
         ino = self.inodes.find(file_key(uuid))
         if ino is not None and ino in self._local:
             self._local[ino].unlinked = True
@@ -901,6 +903,8 @@ class AmoFS:
         m = next((r for r in restored if r.uuid == uuid), None) or await self.client.get_file(uuid)
         self.cache.put(m)
         self.cache.drop_listing(views.VERSIONS)
+        for folder in [k for k in self.cache.listings if views.entity_of(k)]:
+            self.cache.drop_listing(folder)  # its kept links show it in entity folders again
         if dst is None and new_name != names.shown(m.name, m.extension):
             full = names.unescape(new_name)
             m = await self.client.rename_file(uuid, names.split(full)[0] if m.extension else full)
