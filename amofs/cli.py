@@ -374,6 +374,8 @@ def _cmd_mount(args: argparse.Namespace) -> int:
                     settings, account_url=emu.account_url, drive_url=emu.drive_url, token=emu.token, profile="demo"
                 )
                 setup_logging(demo_settings)
+                if not demo_settings.debug:  # the emulator's line per request would double the log
+                    logging.getLogger("amofs.emulator").setLevel(logging.WARNING)
                 mount.run(mountpoint, demo_settings, ready)
         else:
             mount.run(mountpoint, settings, ready)

@@ -3,6 +3,7 @@ mount is ready, ``amofs umount``, signals, a stale mount, ``--demo``, and tokens
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -322,3 +323,38 @@ def test_emulator_command_is_delegated(tmp_path: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+# --- read-only, log levels, status of a running mount -------------------------------------------------------
+
+
+def test_read_only_mount_refuses_changes(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> None:
+    emulator.seed_file("keep.txt", b"keep")
+    mount_factory(emulator, mnt, "--read-only")
+    assert (mnt / "files" / "keep.txt").read_bytes() == b"keep"
+    for change in (
+        lambda: (mnt / "files" / "new.txt").write_bytes(b"x"),
+        lambda: (mnt / "files" / "keep.txt").unlink(),
+        lambda: (mnt / "files" / "keep.txt").rename(mnt / "files" / "moved.txt"),
+    ):
+        with pytest.raises(OSError) as exc:
+            change()
+        assert exc.value.errno == errno.EROFS
+    assert [f["name"] for f in emulator.files()] == ["keep"]
+    assert "read-only" in amofs("status", str(mnt)).stdout
+
+
+def test_log_level_warning_keeps_the_log_file_quiet(emulator: Emulator, mnt: Path, tmp_path: Path) -> None:
+    log_file = tmp_path / "quiet.log"
+    env = dict(os.environ, AMOFS_TOKEN=emulator.token)
+    try:
+        res = amofs(
+            "mount", str(mnt), "--account-url", emulator.account_url, "--log-file", str(log_file),
+            "--log-level", "warning", env=env,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert os.listdir(mnt / "files") == []
+        assert amofs("umount", str(mnt)).returncode == 0
+    finally:
+        stop_daemon(mnt)
+    assert " INFO " not in log_file.read_text()  # "mounted …" is info: not written
