@@ -133,6 +133,8 @@ def fit(shown_name: str, extension: str, uuid: str) -> str:
 
     The cut name carries the uuid tag so that it stays unique and stable.
     """
+    if not shown_name:  # a file the service calls "" (no name, no extension) still needs a name here
+        return f"({uuid.replace('-', '')[:8]})"
     if len(shown_name.encode()) <= NAME_MAX:
         return shown_name
     ext = ("." + escape(extension)) if extension else ""

@@ -9,6 +9,7 @@ I/O or imports httpx.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +25,25 @@ def _obj(data: object, what: str) -> Mapping[str, Any]:
     return data
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(v: str) -> str:
+    """A JSON string may carry lone surrogates ("\\ud800"), which are not Unicode: no file name, UTF-8 store or
+    log line can hold one. Each becomes U+FFFD here, at the edge, so nothing further in has to care."""
+    return _SURROGATE.sub("\ufffd", v)
+
+
 def _str(d: Mapping[str, Any], key: str, what: str) -> str:
     v = d.get(key)
     if not isinstance(v, str) or not v:
         raise ProtocolError(f"{what}: field {key!r} missing or not a string")
-    return v
+    return _text(v)
 
 
 def _opt_str(d: Mapping[str, Any], key: str) -> str | None:
     v = d.get(key)
-    return v if isinstance(v, str) else None
+    return _text(v) if isinstance(v, str) else None
 
 
 def _int(d: Mapping[str, Any], key: str, what: str) -> int:
@@ -41,6 +51,13 @@ def _int(d: Mapping[str, Any], key: str, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise ProtocolError(f"{what}: field {key!r} missing or not an integer")
     return v
+
+
+def _size(d: Mapping[str, Any], what: str) -> int:
+    size = _int(d, "size", what)
+    if size < 0:  # shown as 0 it would read as an empty file: a silently wrong one
+        raise ProtocolError(f"{what}: field 'size' is negative")
+    return size
 
 
 def _opt_int(d: Mapping[str, Any], key: str, default: int | None = None) -> int | None:
@@ -58,7 +75,7 @@ def _link(d: Mapping[str, Any], name: str) -> str | None:
     if not isinstance(entry, Mapping):
         return None
     href = entry.get("href")
-    return href if isinstance(href, str) and href else None
+    return _text(href) if isinstance(href, str) and href else None
 
 
 def _meta(d: Mapping[str, Any]) -> tuple[str, str]:
@@ -67,7 +84,7 @@ def _meta(d: Mapping[str, Any]) -> tuple[str, str]:
         return "", ""
     ext = meta.get("extension")
     mime = meta.get("mime_type")
-    return (ext if isinstance(ext, str) else ""), (mime if isinstance(mime, str) else "")
+    return (_text(ext) if isinstance(ext, str) else ""), (_text(mime) if isinstance(mime, str) else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +121,10 @@ class FileModel:
         return cls(
             uuid=uuid,
             version_uuid=_opt_str(d, "version_uuid") or "",
-            name=name,
+            name=_text(name),
             extension=ext,
             mime_type=mime,
-            size=_int(d, "size", f"file {uuid}"),
+            size=_size(d, f"file {uuid}"),
             type=_opt_str(d, "type") or "file",
             is_trashed=bool(d.get("is_trashed", False)),
             has_multiple_versions=bool(d.get("has_multiple_versions", False)),
@@ -115,7 +132,7 @@ class FileModel:
             updated_at=_opt_int(d, "updated_at", created) or created,
             deleted_at=_opt_int(d, "deleted_at"),
             source_id=_opt_int(d, "source_id"),
-            sanitized_name=_opt_str(d, "sanitized_name") or name,
+            sanitized_name=_opt_str(d, "sanitized_name") or _text(name),
             download_url=_link(d, "download"),
             download_version_url=_link(d, "download_version"),
         )
@@ -147,10 +164,10 @@ class VersionModel:
         return cls(
             uuid=uuid,
             file_uuid=_str(d, "file_uuid", what),
-            name=name if isinstance(name, str) else "",
+            name=_text(name) if isinstance(name, str) else "",
             extension=ext,
             mime_type=mime,
-            size=_int(d, "size", what),
+            size=_size(d, what),
             is_main=bool(d.get("is_main", False)),
             created_at=created,
             updated_at=_opt_int(d, "updated_at", created) or created,
@@ -199,7 +216,7 @@ def parse_part_reply(data: object) -> PartAccepted | FileModel:
     d = _obj(data, "upload part reply")
     next_url = d.get("next_url")
     if isinstance(next_url, str) and next_url:
-        return PartAccepted(session_id=_opt_int(d, "session_id"), next_url=next_url)
+        return PartAccepted(session_id=_opt_int(d, "session_id"), next_url=_text(next_url))
     if "uuid" in d:
         return FileModel.from_json(d)
     raise ProtocolError("upload part reply: neither next_url nor a file model")
@@ -233,7 +250,7 @@ class LinkedEntity:
         return cls(
             id=_int(d, "id", "linked entity"),
             entity_type=_str(d, "entity_type", "linked entity"),
-            name=name if isinstance(name, str) else "",
+            name=_text(name) if isinstance(name, str) else "",
         )
 
 
