@@ -33,7 +33,8 @@ them into ``FUSEError(errno_of(exc))``.
         ├── NoAttribute           no such extended attribute                         → ENODATA
         ├── NotSupported          an operation that has no meaning here              → ENOTSUP
         ├── BadHandle             a file handle that is not open                     → EBADF
-        └── FileTooBig            a write past max_file_size                         → EFBIG
+        ├── FileTooBig            a write past max_file_size                         → EFBIG
+        └── LocalIOError          the cache dir failed (disk full, unreadable)       → EIO
 
 ``ApiError`` carries the HTTP status, the method and path (never a token or a signed URL's query) and the
 problem detail the server sent, so a log line can say what went wrong.
@@ -181,6 +182,10 @@ class FileTooBig(FsError):
     """The write would make the file larger than the account's max_file_size."""
 
 
+class LocalIOError(FsError):
+    """The cache dir on local disk failed."""
+
+
 #: The one errno table. Lookup walks the MRO (see ``errno_of``), so a subclass without its own row takes its
 #: parent's; ``tests/unit/test_errors.py`` still requires a row for every class, so each choice is explicit.
 ERRNO: dict[type[AmoError], int] = {
@@ -212,6 +217,7 @@ ERRNO: dict[type[AmoError], int] = {
     NotSupported: errno.ENOTSUP,
     BadHandle: errno.EBADF,
     FileTooBig: errno.EFBIG,
+    LocalIOError: errno.EIO,
 }
 
 

@@ -169,13 +169,14 @@ class AmoFS:
         self._started_ns = time.time_ns()
         self._closed = trio.Event()
         self._stats_cache: tuple[float, Any] | None = None
+        self.recovered: list[Path] = []  # unsent bytes a killed previous run left, now under failed/
         self._local_mtime: dict[int, int] = {}  # inode → mtime set on a file not uploaded yet
         self._gtrash: set[str] = set()  # GIO trash folders made in this mount (".Trash-1000")
         self.info: dict[str, Any] = {}  # what the mount tells about itself in .amofs/status (profile, account)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
-        self.dirs.prepare()
+        self.recovered = self.dirs.prepare()
         await self.cache.index.load()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -996,7 +997,11 @@ class AmoFS:
             "requests": st.requests,
             "throttled": st.throttled,
             "retries": st.retries,
-            "uploads_in_flight": [{"name": n, "sent": s, "total": t} for (n, s, t) in self.uploader.in_flight.values()],
+            "uploads_in_flight": [
+                {"name": n, "sent": s, "total": t, "started_at": round(st, 3)}
+                for (n, s, t, st) in self.uploader.in_flight.values()
+            ],
+            "part_size": self.client.max_part_size,
             "uploads_waiting": len(self._pending),
             "uploaded": self.uploader.uploaded,
             "upload_failures": self.uploader.failed,

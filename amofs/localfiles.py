@@ -33,13 +33,24 @@ class CacheDir:
         self._seq = itertools.count(1)
         self._used = 0
 
-    def prepare(self) -> None:
-        """Create the layout (0700) and clear what a previous run left half done."""
+    def prepare(self) -> list[Path]:
+        """Create the layout (0700) and clear what a previous run left half done. Spool files a previous run
+        left behind (it was killed) may hold bytes that never reached the account: they are moved to failed/
+        as ``recovered …`` (empty ones are dropped). Returns the recovered paths."""
         for d in (self.root, self.content, self.spool, self.failed):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(d, 0o700)
+        recovered = []
         for p in self.spool.iterdir():
-            p.unlink(missing_ok=True)
+            st = p.stat()
+            if st.st_size == 0:
+                p.unlink(missing_ok=True)
+                continue
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(st.st_mtime))
+            dest = self.failed / f"{stamp} recovered {p.name}"
+            os.replace(p, dest)
+            recovered.append(dest)
+            log.warning("a previous run left unsent bytes; kept at %s", dest)
         used = 0
         for p in self.content.iterdir():
             if p.name.startswith(".part-"):
@@ -47,6 +58,7 @@ class CacheDir:
             else:
                 used += p.stat().st_size
         self._used = used
+        return recovered
 
     # --- spool files --------------------------------------------------------------------------------------
     def new_spool(self) -> Path:

@@ -28,7 +28,7 @@ import trio
 from amofs.api.client import AmoClient
 from amofs.api.models import FileModel
 from amofs.api.upload import upload_file
-from amofs.errors import AmoError, FileTooBig
+from amofs.errors import AmoError, FileTooBig, LocalIOError
 from amofs.localfiles import CacheDir
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,8 @@ class Uploader:
         self._cache = cache
         self._on_uploaded = on_uploaded
         self.max_file_size = DEFAULT_MAX_FILE_SIZE
-        self.in_flight: dict[int, tuple[str, int, int]] = {}  # id → (name, sent, total) for status
+        # id → (name, bytes sent, total, wall time started) for `amofs status`
+        self.in_flight: dict[int, tuple[str, int, int, float]] = {}
         self.uploaded = 0
         self.failed = 0
 
@@ -148,7 +149,7 @@ class Uploader:
             gen = lf.generation
             size = lf.size
             key = id(lf)
-            self.in_flight[key] = (lf.name, 0, size)
+            self.in_flight[key] = (lf.name, 0, size, time.time())
             ctype = mimetypes.guess_type(lf.name)[0]
             try:
                 with open(lf.spool, "rb") as src:
@@ -166,6 +167,10 @@ class Uploader:
                 lf.failed_path = self._cache.keep_failed(lf.spool, lf.name)
                 log.error("upload of %r failed: %s; its bytes are kept at %s", lf.name, e, lf.failed_path)
                 raise
+            except OSError as e:  # the spool itself failed (disk error, removed from under us)
+                self.failed += 1
+                log.error("upload of %r failed: its local bytes at %s are unreadable: %s", lf.name, lf.spool, e)
+                raise LocalIOError(f"the local copy of {lf.name!r} is unreadable: {e.strerror}") from e
             finally:
                 self.in_flight.pop(key, None)
             self.uploaded += 1
@@ -178,4 +183,5 @@ class Uploader:
         return model
 
     def _progress(self, key: int, name: str, sent: int, total: int) -> None:
-        self.in_flight[key] = (name, sent, total)
+        started = self.in_flight.get(key, (name, 0, total, time.time()))[3]
+        self.in_flight[key] = (name, sent, total, started)

@@ -657,6 +657,8 @@ class AmoClient:
     stats: ClientStats
     #: the ``max_file_size`` of the latest upload session, so uploads can refuse before sending anything
     max_file_size: int | None
+    #: the ``max_part_size`` of the latest upload session (for ``amofs status``' time-left estimates)
+    max_part_size: int | None
 
     def __init__(
         self,
@@ -701,6 +703,7 @@ class AmoClient:
         self._drive_lock = trio.Lock()
         self.stats = ClientStats()
         self.max_file_size = None
+        self.max_part_size = None
         self._http = httpx.AsyncClient(
             transport=cast("httpx.AsyncBaseTransport | None", transport),
             timeout=httpx.Timeout(timeout),
@@ -1220,6 +1223,7 @@ class AmoClient:
             raise
         session = UploadSession.from_json(self._json(resp, "POST", url))
         self.max_file_size = session.max_file_size
+        self.max_part_size = session.max_part_size
         return session
 
     async def upload_part(self, url: str, data: bytes) -> PartAccepted | FileModel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from typing import Any
 
@@ -319,3 +320,18 @@ async def test_mtime_set_through_the_mount_is_kept_for_that_version(emulator: An
     assert (await P(fresh).stat("files/sync.txt")).mtime_ns == 1_600_000_000_000_000_000  # persisted
     assert (await P(fresh).stat("files/t.txt")).mtime_ns != 1_500_000_000_000_000_000
     await fresh.close()
+
+
+async def test_bytes_a_killed_run_left_in_the_spool_are_kept(fs: AmoFS, tmp_path: Any) -> None:
+    # a rename-temp file waits for its rename after close(); a SIGKILL then leaves it only in the spool
+    killed = AmoFS(fs.client, cache_dir=tmp_path / "killed")
+    await killed.start()
+    await P(killed).write("files/.doc.txt.Zz99Yy", b"never sent")
+    assert [f.read_bytes() for f in killed.dirs.spool.iterdir()] == [b"never sent"]
+    # ... killed here: no close(). The next mount on the same cache dir:
+    survivor = AmoFS(fs.client, cache_dir=tmp_path / "killed")
+    await survivor.start()
+    assert [f.read_bytes() for f in survivor.recovered] == [b"never sent"]
+    assert survivor.recovered[0].parent == survivor.dirs.failed
+    assert json.loads(survivor.status_json())["failed_files"] == [str(survivor.recovered[0])]
+    await survivor.close()
