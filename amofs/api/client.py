@@ -704,6 +704,7 @@ class AmoClient:
         self.stats = ClientStats()
         self.max_file_size = None
         self.max_part_size = None
+        self._auth_dead = False  # the token was refused and could not be refreshed (logged once)
         self._http = httpx.AsyncClient(
             transport=cast("httpx.AsyncBaseTransport | None", transport),
             timeout=httpx.Timeout(timeout),
@@ -769,7 +770,13 @@ class AmoClient:
                 return
             log.info("access token rejected (401); refreshing it")
             self.stats.refreshes += 1
-            new = await self._auth.refresh(rejected)
+            try:
+                new = await self._auth.refresh(rejected)
+            except AuthError as e:
+                if not self._auth_dead:  # one line in the log, not one per request that meets it
+                    log.error("%s", e.message)
+                    self._auth_dead = True
+                raise
             if new == rejected:
                 raise AuthError("the token source gave back the rejected token", status=401)
 

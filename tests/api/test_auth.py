@@ -226,3 +226,29 @@ async def test_empty_access_token_refreshes_first() -> None:
     tokens = oauth(endpoint, "", saved.append)
     t = await tokens.token()
     assert t and len(endpoint.calls) == 1 and saved[0]["access_token"] == t
+
+
+async def test_a_refused_unrefreshable_token_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import httpx
+
+    from amofs.api.auth import StaticToken
+    from amofs.api.client import AmoClient
+    from amofs.errors import AuthError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"title": "Unauthorized", "status": 401})
+
+    caplog.set_level(logging.INFO, logger="amofs.api.client")
+    async with AmoClient(
+        "http://acc.test",
+        auth=StaticToken("old"),
+        drive_url="http://drive.test",
+        transport=httpx.MockTransport(handler),
+    ) as c:
+        for _ in range(3):
+            with pytest.raises(AuthError):
+                await c.get_file("u")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "log in again" in errors[0].getMessage()
