@@ -8,9 +8,10 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpcore
 import pytest
 
-from amofs.api.client import DIRECT_MIN, AmoClient, HttpDownload
+from amofs.api.client import DIRECT_MIN, AmoClient, HttpDownload, _Direct
 from amofs.errors import Unavailable
 
 MiB = 1 << 20
@@ -100,3 +101,34 @@ async def test_a_range_at_the_end_is_empty(emulator: Any, client: AmoClient) -> 
     d = await client.open_download(await link(emulator, client, data), start=1000)
     assert await d.receive_into(bytearray(10)) == 0
     await d.aclose()
+
+
+class _TlsLikeStream(httpcore.AsyncNetworkStream):
+    """A network stream with an ssl_object (as under TLS): the direct reader must use read(), not a socket."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data = data
+        self._step = step
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        out, self._data = self._data[: min(max_bytes, self._step)], self._data[min(max_bytes, self._step) :]
+        return out
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        raise AssertionError("nothing is written")
+
+    async def aclose(self) -> None:
+        pass
+
+    def get_extra_info(self, info: str) -> Any:
+        return object() if info == "ssl_object" else None
+
+
+async def test_under_tls_the_direct_reader_uses_the_stream() -> None:
+    data = random.Random(9).randbytes(100_000)
+    direct = _Direct(_TlsLikeStream(data, 16384), timeout=5)
+    out = bytearray()
+    buf = bytearray(40_000)
+    while n := await direct.read_into(memoryview(buf)):
+        out += buf[:n]
+    assert out == data

@@ -186,3 +186,22 @@ async def test_buffers_are_reused_only_when_no_view_of_them_is_left(
         assert bytes(await r.read(off, MiB)) == data[off : off + MiB]
     assert bytes(held) == first == data[:MiB]  # never overwritten while viewed
     await r.close()
+
+
+async def test_without_range_support_reads_skip_forward_and_still_fill_the_cache(
+    emulator_factory: Any, tmp_path: Path, data: bytes
+) -> None:
+    emu = emulator_factory(range_support=False)
+    cache = CacheDir(tmp_path / "c2", 1 << 30)
+    cache.prepare()
+    async with AmoClient(emu.account_url, token=emu.token, drive_url=emu.drive_url, rate=0) as client:
+        r = await open_reader(emu, client, cache, data)
+        off = SIZE - 3 * MiB  # far ahead: the server answers 200 from byte 0, the reader reads through
+        assert bytes(await r.read(off, MiB)) == data[off : off + MiB]
+        assert bytes(await r.read(off - MiB, 4096)) == data[off - MiB :][:4096]  # behind, in the window
+        pos = off + MiB
+        while pos < SIZE:
+            pos += len(await r.read(pos, MiB))
+        await r.close()
+        assert r.opens == 1 and ranged(emu) == 0
+        assert cache.cached(r._version, SIZE) is not None
