@@ -9,8 +9,9 @@ Owns, per handle:
   instead of re-opening the download; a read in the window is answered without waiting for the stream;
 - ``Range`` re-opens for a read outside the window and more than ``SKIP_MAX`` ahead (random access), and to
   resume a download that dropped (``RESUMES`` times per read at most);
-- the tee into the content cache: a stream read from byte 0 to the end is written to a partial file and
-  committed under the version uuid, so the next open of that version reads from local disk with no request.
+- the tee into the content cache: a stream read from byte 0 to the end is written to a partial file (by a
+  worker thread, so disk writes overlap the download) and committed under the version uuid when the handle
+  closes, so the next open of that version reads from local disk with no request.
   A cached content is read through a read-only ``mmap``: a read is a slice of the mapping, no copy here.
 
 When the server ignores ``Range`` (answers 200), the reader skips up to the offset and keeps teeing, so even
@@ -191,13 +192,15 @@ class RemoteReader:
         if self._tee is not None:
             await self._tee.put(start, memoryview(buf)[:got])
             if start + got == self.size:
-                await self._commit_tee()
+                self._tee.whole = True  # committed at close: the last read does not wait for the disk
         return True
 
     async def _open(self, offset: int) -> None:
         """A GET from ``offset`` (from 0 when the server ignores Range: bytes before ``offset`` are read
         through, teed, and kept in the window as they pass)."""
         await self._drop_stream()
+        if self._tee is not None and self._tee.whole:
+            await self._commit_tee()
         url = await self._url()
         dl = await self._client.open_download(url, start=offset)
         self.opens += 1
@@ -242,6 +245,8 @@ class RemoteReader:
 
     async def close(self) -> None:
         await self._drop_stream()
+        if self._tee is not None and self._tee.whole:
+            await self._commit_tee()
         await self._abandon_tee()
         self._clear_window(self._end)
         if self._map is not None:
@@ -263,6 +268,7 @@ class _Tee:
         self._queue: deque[tuple[int, memoryview] | None] = deque()
         self._queued = 0
         self._error: OSError | None = None
+        self.whole = False  # every byte of the content was queued
         self._thread = threading.Thread(target=self._run, name="amofs-tee", daemon=True)
         self._thread.start()
 
