@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import trio
 
 from amofs import names
-from amofs.api.client import MIN_PAGE_SIZE, AmoClient, FileFilter
+from amofs.api.client import AmoClient, FileFilter
 from amofs.api.models import ENTITY_KINDS, FileModel, VersionModel
 from amofs.errors import NotFound
 from amofs.metacache import Listing, MetaCache
@@ -130,16 +130,11 @@ async def sync(ctx: Ctx, trashed: bool) -> bool:
     started = int(time.time())
     if idx.files is not None and idx.synced_wall is not None:
         since = idx.synced_wall - SYNC_SKEW
-        updated = FileFilter(date_type="updated_at", date_from=since)
-        changed = await c.list_files(updated)
-        if len(changed) < MIN_PAGE_SIZE:  # one page: nothing can shift under it
-            trash = await c.list_files(FileFilter(deleted=True))
-        else:
-            known = {u for u, m in idx.models.items() if m.is_trashed}
-            changed, trash = await _settled(c, updated, known, changed)
+        known = {u for u, m in idx.models.items() if m.is_trashed}
+        changed, trash = await _settled(c, FileFilter(date_type="updated_at", date_from=since), started, known)
         for m in changed:
             idx.put(m)
-        idx.set_whole(True, trash)
+        idx.set_whole(True, trash if trash is not None else await c.list_files(FileFilter(deleted=True)))
         idx.mark_synced(started)
     elif trashed:
         idx.set_whole(True, await c.list_files(FileFilter(deleted=True)))
@@ -148,10 +143,10 @@ async def sync(ctx: Ctx, trashed: bool) -> bool:
         else:
             idx.mark_synced(started)
     else:
-        before = {m.uuid for m in await c.list_files(FileFilter(deleted=True))}
-        files, trash = await _settled(c, None, before)
+        files, trash = await _settled(c, None, started, None)
         idx.set_whole(False, files)
-        idx.set_whole(True, trash)
+        if trash is not None:
+            idx.set_whole(True, trash)
         idx.mark_synced(started)
     await idx.save()
     return True
@@ -160,31 +155,47 @@ async def sync(ctx: Ctx, trashed: bool) -> bool:
 SETTLE_PASSES = 3
 
 
+async def _pages(c: AmoClient, flt: FileFilter | None) -> tuple[list[FileModel], int]:
+    out: list[FileModel] = []
+    n = 0
+    async for page in c.iter_files(flt):
+        out.extend(page)
+        n += 1
+    return out, n
+
+
 async def _settled(
-    c: AmoClient, flt: FileFilter | None, trash_before: set[str], first: list[FileModel] | None = None
-) -> tuple[list[FileModel], list[FileModel]]:
-    """The live files matching ``flt`` listed whole, and the trash as it is after that listing.
+    c: AmoClient, flt: FileFilter | None, started: int, known_trash: set[str] | None
+) -> tuple[list[FileModel], list[FileModel] | None]:
+    """The live files matching ``flt`` listed whole, and the trash when it had to be read (else None).
 
     The service pages by offset through a list ordered newest first: a file deleted while we page shifts the
     later pages back by one, and the file that moves onto a page already read is missed — for good, since an
-    unchanged file never shows in an incremental sync. Only a deletion shifts pages back, and every deletion
-    lands in the trash: when the trash holds a file it did not hold before (``trash_before``), page again,
-    at most ``SETTLE_PASSES`` times. ``first``: a listing the caller already made after ``trash_before``."""
-    files = first
-    for n in range(1, SETTLE_PASSES + 1):
-        if files is None:
-            files = await c.list_files(flt)
-        trash = await c.list_files(FileFilter(deleted=True))
-        gained = {m.uuid for m in trash} - trash_before
-        if not gained:
+    unchanged file never shows in an incremental sync. A single page cannot shift; over several, only a
+    deletion can, and every deletion lands in the trash. So after a listing of several pages the trash is read
+    (an incremental sync reads it anyway): a file trashed since the listing began (not in ``known_trash``, and
+    ``deleted_at`` within SYNC_SKEW of ``started``, as clocks differ) means the list is read again, at most
+    ``SETTLE_PASSES`` times, each pass checked against the trash read before it."""
+    files, pages = await _pages(c, flt)
+    if pages < 2:
+        return files, None
+    trash = await c.list_files(FileFilter(deleted=True))
+    uuids = {m.uuid for m in trash}
+    new = {
+        m.uuid
+        for m in trash
+        if (known_trash is None or m.uuid not in known_trash) and (m.deleted_at or started) >= started - SYNC_SKEW
+    }
+    for _ in range(1, SETTLE_PASSES):
+        if not new:
             return files, trash
-        if n == SETTLE_PASSES:
-            break
-        log.warning("%d file(s) were deleted while the file list was read; reading it again", len(gained))
-        trash_before = trash_before | {m.uuid for m in trash}
-        files = None
-    log.warning("the file list kept changing while it was read; a file may show only after a later listing")
-    assert files is not None
+        log.warning("%d file(s) were deleted while the file list was read; reading it again", len(new))
+        files, _ = await _pages(c, flt)
+        trash = await c.list_files(FileFilter(deleted=True))
+        new = {m.uuid for m in trash} - uuids
+        uuids |= new
+    if new:
+        log.warning("the file list kept changing while it was read; a file may show only after a later listing")
     return files, trash
 
 
