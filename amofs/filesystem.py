@@ -166,6 +166,7 @@ class AmoFS:
         self._next_new = 1
         self._kernel_version: dict[int, str] = {}  # inode → version whose pages the kernel may hold
         self._pending: dict[int, float] = {}  # inode → when a closed rename-temp file is uploaded as is
+        self._renaming: set[int] = set()  # pending rename-temp files whose rename is under way
         self._started_ns = time.time_ns()
         self._closed = trio.Event()
         self._stats_cache: tuple[float, Any] | None = None
@@ -218,7 +219,7 @@ class AmoFS:
             if lf is None or lf.unlinked:
                 self._pending.pop(ino, None)
                 continue
-            if due <= now and lf.handles == 0:
+            if due <= now and lf.handles == 0 and ino not in self._renaming:
                 self._pending.pop(ino, None)
                 with contextlib.suppress(AmoError):  # the uploader logged it, with where the bytes are kept
                     await self.uploader.upload(lf)
@@ -394,6 +395,8 @@ class AmoFS:
             entries = list((await views.listing(self.ctx, pkey)).names.items())
         overlay = self._overlay.get(pkey, {})
         if overlay:
+            # a local file shadows an account file of the same name, as lookup does: one name, one entry
+            entries = [(n, k) for n, k in entries if n not in overlay]
             remote = {k: n for n, k in entries}
             for name, lino in overlay.items():
                 lkey = self._key(lino)
@@ -783,6 +786,20 @@ class AmoFS:
         return await self.getattr(ino)
 
     async def rename(self, old_parent: int, old_name: str, new_parent: int, new_name: str, flags: int) -> None:
+        # a closed rename-temp file waits for exactly this rename: it must not be uploaded under its temp name
+        # while the rename awaits the service (a listing to sync, a slow or throttled answer)
+        lino = self._overlay.get(self._dir_key(old_parent), {}).get(old_name)
+        if lino is None or lino not in self._pending:
+            return await self._rename(old_parent, old_name, new_parent, new_name, flags)
+        self._renaming.add(lino)
+        try:
+            await self._rename(old_parent, old_name, new_parent, new_name, flags)
+        finally:
+            self._renaming.discard(lino)
+            if lino in self._pending:  # the rename failed: the temp waits a while again, as after its close
+                self._pending[lino] = max(self._pending[lino], trio.current_time() + PENDING_GRACE)
+
+    async def _rename(self, old_parent: int, old_name: str, new_parent: int, new_name: str, flags: int) -> None:
         src_dir, dst_dir = self._dir_key(old_parent), self._dir_key(new_parent)
         if flags & RENAME_EXCHANGE:
             raise NotSupported("exchanging two names is not supported")
@@ -843,6 +860,7 @@ class AmoFS:
         if dst_dir != src_dir:
             self._check_creatable(dst_dir)
         lf = self._local[ino]
+        before = (lf.name, lf.parent, lf.target_uuid, lf.local_only)
         self._overlay.get(src_dir, {}).pop(old_name, None)
         if dst is not None:
             dst_ino = self.inodes.ino(dst)
@@ -855,8 +873,18 @@ class AmoFS:
         lf.local_only = names.is_local_only(new_name, self.local_patterns) or self._is_gtrash_info(dst_dir)
         self._overlay.setdefault(dst_dir, {})[new_name] = ino
         if lf.handles == 0 and not lf.local_only:
-            self._pending.pop(ino, None)
-            await self.uploader.upload(lf)
+            pending = self._pending.pop(ino, None)
+            try:
+                await self.uploader.upload(lf)
+            except AmoError:
+                # the rename failed, so both names stay as they were (the bytes are also kept under failed/):
+                # the target keeps its old bytes, the file keeps its old name, and waits as before
+                self._overlay.get(dst_dir, {}).pop(new_name, None)
+                lf.name, lf.parent, lf.target_uuid, lf.local_only = before
+                self._overlay.setdefault(src_dir, {})[old_name] = ino
+                if pending is not None:
+                    self._pending[ino] = pending
+                raise
             self._drop_local_if_idle(ino)
 
     async def _rename_file(self, uuid: str, new_name: str, dst: Key | None) -> None:
