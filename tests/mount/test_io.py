@@ -1,0 +1,95 @@
+"""The issue-3 list on a real mount: cp in at the part-size boundaries (byte for byte in the emulator's
+storage, with exact request counts), cp over an existing file, 4 concurrent cp, cat and sha256 of every demo
+file, and a second ls -l that makes no request at all."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from mounthelpers import Mount, MountFactory, ok, shown
+
+if TYPE_CHECKING:
+    from amofs.emulator.server import Emulator
+
+pytestmark = pytest.mark.mount
+
+PART = 524288  # the emulator's max_part_size
+
+
+def blob(n: int, seed: int) -> bytes:
+    return (hashlib.sha256(seed.to_bytes(4, "little")).digest() * (n // 32 + 1))[:n]
+
+
+@pytest.fixture
+def m(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> Mount:
+    return mount_factory(emulator, mnt, "--cache-ttl", "60")
+
+
+@pytest.mark.parametrize("size", [0, 1, PART, PART + 1, 5 * 1024 * 1024])
+def test_cp_in_at_part_boundaries(emulator: Emulator, m: Mount, tmp_path: Path, size: int) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(blob(size, size))
+    emulator.reset_log()
+    ok("cp", src, m.p("files", "in.bin"))
+    (f,) = [f for f in emulator.files(trashed=False) if shown(f) == "in.bin"]
+    assert emulator.content(f["uuid"]) == src.read_bytes()
+    parts = max(1, -(-size // PART))
+    assert emulator.count(method="POST", path_prefix="/v1.0/sessions") == 1 + parts  # session + parts
+    assert emulator.count(method="POST", host="upload") == parts
+
+
+def test_cp_over_an_existing_file_keeps_its_uuid(emulator: Emulator, m: Mount, tmp_path: Path) -> None:
+    uuid = emulator.seed_file("contract.pdf", b"v1", linked=())
+    ok("ls", m.p("files"))
+    src = tmp_path / "v2.pdf"
+    src.write_bytes(b"version two")
+    ok("cp", src, m.p("files", "contract.pdf"))
+    assert [f["uuid"] for f in emulator.files(trashed=False)] == [uuid]
+    assert emulator.content(uuid) == b"version two"
+    assert len(emulator.versions(uuid)) == 2
+
+
+def test_four_concurrent_cp(emulator: Emulator, m: Mount, tmp_path: Path) -> None:
+    srcs = []
+    for i in range(4):
+        p = tmp_path / f"c{i}.bin"
+        p.write_bytes(blob(700_000 + i, 100 + i))
+        srcs.append(p)
+    procs = [subprocess.Popen(["cp", str(p), str(m.p("files", p.name))]) for p in srcs]
+    assert [pr.wait(timeout=120) for pr in procs] == [0, 0, 0, 0]
+    stored = {shown(f): emulator.content(f["uuid"]) for f in emulator.files(trashed=False)}
+    assert stored == {p.name: p.read_bytes() for p in srcs}
+
+
+def test_every_demo_file_reads_byte_for_byte(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> None:
+    from amofs.emulator.demo import seed_demo
+
+    seed_demo(emulator)
+    mm = mount_factory(emulator, mnt, "--cache-ttl", "60")
+    live = emulator.files(trashed=False)
+    assert len(live) >= 20
+    listed = sorted(os.listdir(mm.p("files")))
+    assert len(listed) == len(live)  # duplicates shown under distinct names
+    by_digest = sorted(hashlib.sha256(emulator.content(f["uuid"])).hexdigest() for f in live)
+    read = sorted(hashlib.sha256(mm.p("files", n).read_bytes()).hexdigest() for n in listed)
+    assert read == by_digest
+    out = ok("sha256sum", *[mm.p("files", n) for n in listed]).decode().splitlines()
+    assert sorted(line.split()[0] for line in out) == by_digest
+
+
+def test_second_ls_l_makes_no_request(emulator: Emulator, m: Mount) -> None:
+    for i in range(40):
+        emulator.seed_file(f"f{i:02d}.txt", blob(i, i), linked=())
+    emulator.reset_log()
+    first = ok("ls", "-l", m.p("files"))
+    assert emulator.count() == 1, [(r.method, r.path, r.query) for r in emulator.log]  # one listing page
+    emulator.reset_log()
+    assert ok("ls", "-l", m.p("files")) == first
+    ok("stat", *[m.p("files", f"f{i:02d}.txt") for i in range(40)])
+    ok("find", m.p("files"), "-type", "f")
+    assert emulator.count() == 0
