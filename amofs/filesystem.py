@@ -61,6 +61,7 @@ Key = tuple[Hashable, ...]
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 FILE_KINDS = ("file", "sfile")  # node kinds that stand for an account file ("sfile": seen through search/)
+STATS_TTL = 600.0  # seconds the quota shown by df is kept before the background task asks again
 READDIR_BATCH = 256  # entries answered per readdir call (the kernel calls again for more)
 PENDING_GRACE = 3.0  # seconds a closed rename-temp file waits for its rename before it is uploaded as is
 CONTROL: Key = ("dir", ".amofs")  # MOUNT/.amofs/status: the mount's state as JSON, read by `amofs status`
@@ -183,6 +184,8 @@ class AmoFS:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while not self._closed.is_set():
+            if self._stats_cache is None or trio.current_time() - self._stats_cache[0] > STATS_TTL:
+                await self._fetch_stats()
             with trio.move_on_after(1.0):
                 await self._closed.wait()
             await self._upload_due(trio.current_time())
@@ -694,6 +697,9 @@ class AmoFS:
     async def _on_uploaded(self, lf: LocalFile, model: FileModel) -> None:
         """An upload landed: the file leaves the overlay and joins the cached listings at once."""
         self.cache.put(model)
+        if self._stats_cache is not None and self._stats_cache[1] is not None:  # df follows without a request
+            t, st = self._stats_cache
+            self._stats_cache = (t, dataclasses.replace(st, used=st.used + model.size))
         ino = None
         for i, other in self._local.items():
             if other is lf:
@@ -999,15 +1005,20 @@ class AmoFS:
         self._key(ino)
         raise NotSupported("extended attributes are read-only")
 
+    async def _fetch_stats(self) -> None:
+        try:
+            stats = await self.client.drive_stats()
+        except AmoError:
+            stats = None
+        self._stats_cache = (trio.current_time(), stats)
+
     async def statfs(self) -> StatFs:
+        """The quota, from a cache the background task keeps (fetched at start and every STATS_TTL), so
+        ``df`` and ``find`` (which asks statfs of every folder it walks) cost no request of their own."""
         bs = 4096
-        now = trio.current_time()
-        if self._stats_cache is None or now - self._stats_cache[0] > 60:
-            try:
-                stats = await self.client.drive_stats()
-            except AmoError:
-                stats = None
-            self._stats_cache = (now, stats)
+        if self._stats_cache is None:
+            await self._fetch_stats()
+        assert self._stats_cache is not None
         stats = self._stats_cache[1]
         if stats is not None and stats.limit > 0:
             total, free = stats.limit, max(stats.limit - stats.used, 0)
