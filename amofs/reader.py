@@ -207,7 +207,7 @@ class RemoteReader:
         self._dl = dl
         if dl.start != self._end or not self._window:
             self._clear_window(dl.start)
-        if dl.start == 0 and self._tee is None and not self._teed and self.size > 0:
+        if dl.start == 0 and self._tee is None and not self._teed and 0 < self.size <= self._cache.limit:
             self._tee = _Tee(self._cache.new_partial())
         elif dl.start != 0 and not self._tee_contiguous(dl.start):
             await self._abandon_tee()

@@ -205,3 +205,16 @@ async def test_without_range_support_reads_skip_forward_and_still_fill_the_cache
         await r.close()
         assert r.opens == 1 and ranged(emu) == 0
         assert cache.cached(r._version, SIZE) is not None
+
+
+async def test_a_content_larger_than_the_cache_is_not_teed(emulator: Any, client: AmoClient, tmp_path: Path) -> None:
+    small = CacheDir(tmp_path / "small", 4 * MiB)
+    small.prepare()
+    data = os.urandom(5 * MiB)
+    r = await open_reader(emulator, client, small, data)
+    out = bytearray()
+    while len(out) < len(data):
+        out += await r.read(len(out), MiB)
+    assert r._tee is None  # no disk writes for bytes the cache could not keep
+    await r.close()
+    assert out == data and list(small.content.iterdir()) == []
