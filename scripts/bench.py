@@ -143,10 +143,33 @@ def vm_hwm_mib(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
+def settle() -> None:
+    """Before a timed run: dirty pages of earlier runs written out, so no writeback competes with it."""
+    os.sync()
+
+
+def new_file_write_speed(folder: Path, size: int) -> float:
+    """MB/s of writing a new file of ``size`` bytes in 1 MiB pwrites (as the content cache and the spool do)."""
+    path = folder / "write-speed.tmp"
+    block = os.urandom(MiB)
+    settle()
+    t = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for off in range(0, size, MiB):
+            os.pwrite(fd, block, off)
+    finally:
+        os.close(fd)
+    speed = size / (time.perf_counter() - t) / 1e6
+    path.unlink()
+    return speed
+
+
 def write_random(path: Path, size: int, seed: int = 1) -> bytes:
     import random
 
-    data = random.Random(seed).randbytes(size)
+    rng = random.Random(seed)
+    data = b"".join(rng.randbytes(min(16 * MiB, size - off)) for off in range(0, size, 16 * MiB))
     path.write_bytes(data)
     return data
 
@@ -316,6 +339,7 @@ class Bench:
     notes: list[str] = field(default_factory=list)
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     mounts: int = 0
+    shm: Path | None = None  # a folder on tmpfs for the rows that take the local disk out of the way
 
     def section(self, title: str) -> None:
         self.rows.append(Row(f"[{title}]", ""))
@@ -412,22 +436,29 @@ def bench_read_write(b: Bench) -> None:
             f = m.path / "files" / "big.bin"
             os.stat(f)  # lookup (the listing) before the clock starts
             emu.reset_log()
+            settle()
             t = timed(["cat", f], stdout=subprocess.DEVNULL)
             return t, requests(emu), bdi_read_ahead(m.path)
 
     # one round = curl, amofs cold (fresh mount, empty cache dir), amofs warm (fresh mount on the content
     # cache the cold run left), rclone cold (fresh mount): the same conditions for all four, interleaved
     curl()  # the blob into the page cache, as for every later reader
-    curl_t, cold, warm, rcl = [], [], [], []
+    curl_t, cold, warm, rcl, cold_shm = [], [], [], [], []
     for i in range(reps):
+        settle()
         curl_t += [curl(), curl()]
         cache = b.tmp / f"rcache{i}"
         t, cold_reqs, ra = amofs_cat(cache)
         cold.append(t)
         t, warm_reqs, _ = amofs_cat(cache)
         warm.append(t)
+        shutil.rmtree(cache)
+        if b.shm is not None:
+            cold_shm.append(amofs_cat(b.shm / f"rcache{i}")[0])
+            shutil.rmtree(b.shm / f"rcache{i}")
         if b.args.rclone:
             with b.rclone(src_dir) as r:
+                settle()
                 rcl.append(timed(["cat", r.path / "big.bin"], stdout=subprocess.DEVNULL))
     b.notes.append(f"read-ahead of the amofs mount's bdi: {ra} KiB (the kernel's default for FUSE: 128)")
     c, w, ct = median(cold), median(warm), median(curl_t)
@@ -444,6 +475,9 @@ def bench_read_write(b: Bench) -> None:
             ">= 1.3x",
             rc / c >= 1.3,
         )
+    if cold_shm:
+        cs = median(cold_shm)
+        b.row("cold, cache dir on tmpfs (no disk writes) vs curl", f"{cs:.3f} s", f"{ct:.3f} s", f"{ct / cs:.2f}x")
     b.row(
         "warm (content cache, after remount) vs curl",
         f"{w:.3f} s",
@@ -465,18 +499,27 @@ def bench_read_write(b: Bench) -> None:
     # --- write --------------------------------------------------------------------------------------------
     src = src_dir / "big.bin"
     part = emu.options.max_part_size
-    amo_w, direct_w, rcl_w = [], [], []
+    amo_w, direct_w, rcl_w, shm_w = [], [], [], []
     for i in range(reps):
         with b.amofs(emu, None, b.fast_rate) as m:
             os.listdir(m.path / "files")
             emu.reset_log()
+            settle()
             amo_w.append(timed(["cp", src, m.path / "files" / f"w{i}.bin"]))
             reqs = requests(emu)
+        if b.shm is not None:
+            with b.amofs(emu, b.shm / f"wcache{i}", b.fast_rate) as m:
+                os.listdir(m.path / "files")
+                settle()
+                shm_w.append(timed(["cp", src, m.path / "files" / f"s{i}.bin"]))
+            shutil.rmtree(b.shm / f"wcache{i}")
+        settle()
         direct_w.append(direct_upload(b, emu, src, f"d{i}.bin"))
         if b.args.rclone:
             dst = b.tmp / f"rclone-write{i}"
             dst.mkdir()
             with b.rclone(dst) as r:
+                settle()
                 t = time.perf_counter()
                 run(["cp", src, r.path / "w.bin"])
                 deadline = time.monotonic() + 120
@@ -496,6 +539,9 @@ def bench_read_write(b: Bench) -> None:
         ">= 0.8x",
         dw / aw >= 0.8,
     )
+    if shm_w:
+        sw = median(shm_w)
+        b.row("amofs cp, cache dir (spool) on tmpfs, vs upload_file", f"{sw:.3f} s", f"{dw:.3f} s", f"{dw / sw:.2f}x")
     if rcl_w:
         rw = median(rcl_w)
         b.row(
@@ -812,6 +858,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", action="append", choices=("rw", "list", "demo", "7rps"), help="run only these parts")
     p.add_argument("--no-rclone", dest="rclone", action="store_false", help="leave rclone out")
     p.add_argument("--no-install", dest="install", action="store_false", help="never apt-get install rclone")
+    p.add_argument(
+        "--no-tmpfs", dest="tmpfs", action="store_false", help="leave out the rows with the cache dir on /dev/shm"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, caches)")
     args = p.parse_args(argv)
     q = args.quick
@@ -835,12 +884,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         env[var] = str(tmp / var.lower())
     (tmp / "rclone.conf").write_text("")
     b = Bench(args, tmp, env)
+    shm_root = Path("/dev/shm")
+    if args.tmpfs and shm_root.is_dir() and shutil.disk_usage(shm_root).free > 4 * args.size * MiB:
+        b.shm = Path(tempfile.mkdtemp(prefix="amofs-bench-", dir=shm_root))
+        disk = new_file_write_speed(tmp, args.size * MiB)
+        mem = new_file_write_speed(b.shm, args.size * MiB)
+        b.notes.append(
+            f"new-file writes of {args.size} MiB (content cache, spool): {disk:.0f} MB/s in {tmp.parent} "
+            f"(the default cache dir's disk), {mem:.0f} MB/s on tmpfs"
+        )
     parts: dict[str, Callable[[Bench], None]] = {
         "rw": bench_read_write,
         "list": bench_listing,
         "demo": bench_demo,
         "7rps": bench_rate_limited,
     }
+    failed = None
     try:
         with b.stack:
             for name, fn in parts.items():
@@ -851,14 +910,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted")
         return 130
+    except Exception as e:  # the rows measured so far are still worth printing
+        failed = e
+        import traceback
+
+        traceback.print_exc()
     finally:
         for d in sorted(tmp.glob("*mnt*")):
             unmount(d)
+        if b.shm is not None:
+            shutil.rmtree(b.shm, ignore_errors=True)
         if args.keep:
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     print(render(b, header, started))
+    if failed is not None:
+        print(f"bench stopped early: {type(failed).__name__}: {failed}")
+        return 1
     return 0
 
 
