@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,8 @@ class AmoFS:
         self._kernel_version: dict[int, str] = {}  # inode → version whose pages the kernel may hold
         self._pending: dict[int, float] = {}  # inode → when a closed rename-temp file is uploaded as is
         self._renaming: set[int] = set()  # pending rename-temp files whose rename is under way
+        #: tells the kernel to forget a name it holds wrongly (set by the FUSE adapter; a no-op without one)
+        self.invalidate_entry: Callable[[int, str], None] = lambda parent, name: None
         self._started_ns = time.time_ns()
         self._closed = trio.Event()
         self._stats_cache: tuple[float, Any] | None = None
@@ -858,6 +860,10 @@ class AmoFS:
             raise ReadOnly("this folder is read-only")
         else:
             raise NotPermitted("the account has no such move")
+        if (dst is not None and dst != src) or src[0] == "version":
+            # the kernel now believes src's inode sits at the new name; here the name still belongs to the
+            # target's file (mv over a file, a restore beside a live one) or to the promoted version's file
+            self.invalidate_entry(new_parent, new_name)
 
     async def _rename_local(
         self, ino: int, src_dir: Key, old_name: str, dst_dir: Key, new_name: str, dst: Key | None

@@ -72,11 +72,17 @@ class Operations(pyfuse3.Operations):
         self.uid = uid
         self.gid = gid
         self.umask = umask
+        fs.invalidate_entry = self.invalidate_entry
         #: set while pyfuse3 answers the kernel's INIT; the answer is on its way once a waiting task runs
         self.initialized = trio.Event()
 
     def init(self) -> None:
         self.initialized.set()
+
+    @staticmethod
+    def invalidate_entry(parent_inode: int, name: str) -> None:
+        """Make the kernel forget ``parent/name`` (from within a handler: queued, done once it returned)."""
+        pyfuse3.invalidate_entry_async(parent_inode, os.fsencode(name), ignore_enoent=True)
 
     # --- conversions --------------------------------------------------------------------------------------
 
