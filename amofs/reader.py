@@ -18,8 +18,9 @@ When the server ignores ``Range`` (answers 200), the reader skips up to the offs
 then a file is downloaded at most once per pass. Never retries on its own beyond resuming a dropped stream;
 errors surface as AmoError to the caller (EIO).
 
-Memory: at most ``WINDOW`` + ``CHUNK`` bytes per open handle with a stream, nothing for a cached content
-(the mapping is the page cache's).
+Memory per open handle with a stream: the window (``WINDOW`` + ``CHUNK``), up to ``POOL`` spare buffers, and
+buffers waiting for the cache file (``TEE_QUEUE``): about 17 MiB at most; nothing for a cached content (the
+mapping is the page cache's).
 
 Concurrency: reads of one handle arrive as concurrent trio tasks. A read found in the window (or the cache)
 returns at once; the others take ``_lock`` one at a time to move the stream forward. The window is changed
@@ -49,8 +50,8 @@ CHUNK = 1 << 20  # most bytes per receive buffer (the kernel reads at most 1 MiB
 WINDOW = 4 << 20  # bytes of recent buffers kept for reads behind the stream's position
 SKIP_MAX = 4 << 20  # a forward jump up to this many bytes is read through rather than re-requested
 RESUMES = 3
-POOL = 8  # spare receive buffers kept per handle
-TEE_QUEUE = 16 << 20  # bytes waiting for the content-cache file before the stream waits for the disk
+POOL = 4  # spare receive buffers kept per handle
+TEE_QUEUE = 8 << 20  # bytes waiting for the cache file before the stream waits for the disk
 
 Bytes = bytes | memoryview
 
