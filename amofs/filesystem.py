@@ -415,8 +415,11 @@ class AmoFS:
             raise NotADirectory()
         out: list[DirEntry] = []
         # the kernel takes a few dozen entries per call: answer a bounded batch, never the whole rest
+        pkey = self._key(h.ino)
         for i in range(start_id, min(len(h.entries), start_id + READDIR_BATCH)):
             name, key = h.entries[i]
+            if not self._still_listed(pkey, name, key):
+                continue  # renamed or removed through the mount since opendir: the kernel would cache it
             ino = self.inodes.ino(key)
             try:
                 attr = self._attr_now(ino, key) or await self._attr(ino, key)
@@ -424,6 +427,19 @@ class AmoFS:
                 continue  # gone since the listing was taken
             out.append(DirEntry(name, attr, i + 1))
         return out
+
+    def _still_listed(self, pkey: Key, name: str, key: Key) -> bool:
+        """Whether an entry of a folder's opendir snapshot still stands, as far as memory tells (no request).
+        Every entry readdir gives becomes a name the kernel caches (READDIRPLUS), so a name renamed or
+        removed meanwhile must not be given out again."""
+        lino = self._overlay.get(pkey, {}).get(name)
+        if lino is not None:
+            return self.inodes.key(lino) == key
+        if key[0] == "new":
+            return False  # a local file that left the overlay: uploaded (its inode has its uuid now) or gone
+        idx = self.cache.index
+        lst = idx.files if pkey == views.FILES else idx.trash if pkey == views.TRASH else self.cache.listings.get(pkey)
+        return lst is None or lst.names.get(name) == key
 
     async def releasedir(self, fh: int) -> None:
         self._handles.pop(fh, None)
