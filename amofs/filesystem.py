@@ -50,7 +50,7 @@ from amofs.errors import (
 )
 from amofs.inodes import ROOT_INODE, InodeTable
 from amofs.localfiles import CacheDir
-from amofs.metacache import Listing, MetaCache, file_key
+from amofs.metacache import FileIndex, Listing, MetaCache, file_key
 from amofs.reader import RemoteReader
 from amofs.writer import LocalFile, Uploader
 
@@ -62,6 +62,7 @@ RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 FILE_KINDS = ("file", "sfile")  # node kinds that stand for an account file ("sfile": seen through search/)
 STATS_TTL = 600.0  # seconds the quota shown by df is kept before the background task asks again
+STATS_DELAY = 5.0  # the first quota fetch waits this long after start, so it never delays the first ls
 READDIR_BATCH = 256  # entries answered per readdir call (the kernel calls again for more)
 PENDING_GRACE = 3.0  # seconds a closed rename-temp file waits for its rename before it is uploaded as is
 CONTROL: Key = ("dir", ".amofs")  # MOUNT/.amofs/status: the mount's state as JSON, read by `amofs status`
@@ -179,14 +180,29 @@ class AmoFS:
         self.info: dict[str, Any] = {}  # what the mount tells about itself in .amofs/status (profile, account)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
-    async def start(self) -> None:
+    @staticmethod
+    def persisted(cache_dir: Path, account_url: str) -> dict[str, Any] | None:
+        """What a previous mount of this account left in ``cache_dir`` (``files_complete``, ``drive_url``), so
+        the mount can skip its start-up probe: ``start(sync=True)`` then proves the URLs and the token."""
+        return FileIndex.peek(cache_dir / "meta.sqlite", account_url.rstrip("/"))
+
+    async def start(self, *, sync: bool = False) -> None:
+        """Prepare the cache dir and load the persisted index. With ``sync``, bring a loaded index up to date
+        now (the incremental sync, ~2 requests), so the first ``ls`` answers at once."""
         self.recovered = self.dirs.prepare()
         await self.cache.index.load()
+        idx = self.cache.index
+        idx.drive_url = self.client.drive_url
+        if sync and idx.files is not None:
+            await views.refresh(self.ctx)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        started = trio.current_time()
         while not self._closed.is_set():
-            if self._stats_cache is None or trio.current_time() - self._stats_cache[0] > STATS_TTL:
+            now = trio.current_time()
+            due = self._stats_cache is None or now - self._stats_cache[0] > STATS_TTL
+            if due and now - started >= STATS_DELAY:
                 await self._fetch_stats()
             with trio.move_on_after(1.0):
                 await self._closed.wait()

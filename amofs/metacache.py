@@ -100,6 +100,7 @@ class FileIndex:
         self.files: Listing | None = None  # files/ when the live set is known whole
         self.trash: Listing | None = None  # trash/ likewise
         self.synced_wall: int | None = None  # server-clock second the last whole/incremental sync started
+        self.drive_url: str | None = None  # the drive host the index was made from (a remount skips discovery)
         self.checked = float("-inf")  # trio time of the last sync
         # files answered one by one (an entity folder's, a search's, a GET): believed for ttl from then
         self._seen: dict[str, float] = {}
@@ -201,7 +202,27 @@ class FileIndex:
             self.trash = Listing.of_files(m for m in models if m.is_trashed)
         wall = meta.get("synced_wall")
         self.synced_wall = int(wall) if isinstance(wall, int) else None
+        drive = meta.get("drive_url")
+        self.drive_url = drive if isinstance(drive, str) and drive else None
         log.info("metadata cache: %d files from %s", len(models), self._db_path)
+
+    @staticmethod
+    def peek(db: Path, account: str) -> dict[str, Any] | None:
+        """The persisted index's meta (``files_complete``, ``drive_url`` …) without loading it, when it is of
+        this account; None otherwise. Quick: one small table."""
+        if not db.exists():
+            return None
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                meta = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
+            finally:
+                con.close()
+        except (sqlite3.Error, ValueError):
+            return None
+        if meta.get("schema") != SCHEMA or meta.get("account") != account:
+            return None
+        return meta
 
     def _connect(self) -> sqlite3.Connection:
         assert self._db_path is not None
@@ -254,6 +275,7 @@ class FileIndex:
                 "synced_wall": self.synced_wall,
                 "files_complete": self.files is not None,
                 "trash_complete": self.trash is not None,
+                "drive_url": self.drive_url,
             }
             try:
                 await trio.to_thread.run_sync(self._save_sync, snapshot, mtimes, meta)

@@ -304,7 +304,14 @@ async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] 
     ``ready`` is called once the kernel mount exists. Start-up failures raise UsageError (one line)."""
     assert settings.account_url, "load_settings/cli ensure an account URL"
     auth = _auth(settings)
-    drive_url = await check_account(settings, auth)
+    # A previous mount's index lets the first incremental sync (in fs.start) prove the URLs and the token,
+    # so a remount makes ~2 requests before `ls` answers instead of a probe, the sync, and the listing.
+    persisted = AmoFS.persisted(settings.cache_dir, settings.account_url)
+    known_drive = settings.drive_url or (persisted or {}).get("drive_url")
+    if persisted and persisted.get("files_complete") and known_drive:
+        drive_url = str(known_drive)
+    else:
+        drive_url = await check_account(settings, auth)
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
             AmoClient(settings.account_url, auth=auth, drive_url=drive_url, rate=settings.rate)
@@ -325,7 +332,8 @@ async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] 
         )
         fs.info.update(describe(mountpoint, settings, drive_url, fs.dirs.limit))
         try:
-            await fs.start()
+            with _quiet(logging.getLogger("amofs.api")):
+                await fs.start(sync=True)
         except AmoError as e:
             raise _startup_failure(e, settings) from e
 

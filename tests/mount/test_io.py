@@ -95,3 +95,38 @@ def test_second_ls_l_makes_no_request(emulator: Emulator, m: Mount) -> None:
     ok("stat", *[m.p("files", f"f{i:02d}.txt") for i in range(40)])
     ok("find", m.p("files"), "-type", "f")
     assert emulator.count() == 0, [(r.method, r.path, r.query) for r in emulator.log]
+
+
+def test_remount_answers_ls_after_at_most_two_requests(
+    emulator: Emulator, mnt: Path, mount_factory: MountFactory
+) -> None:
+    import time
+
+    from amofs.emulator.store import SeedItem
+
+    hour_ago = int(time.time()) - 3600  # older than the incremental sync's clock-skew margin
+    emulator.seed_many([SeedItem(f"r{i:04d}.txt", b"x", linked=(), created_at=hour_ago) for i in range(300)])
+    first = mount_factory(emulator, mnt, "--cache-ttl", "60")  # the same cache dir for both mounts (mount_env)
+    listed = ok("ls", "-l", first.p("files"))
+    first.unmount()
+    emulator.reset_log()
+    again = mount_factory(emulator, mnt, "--cache-ttl", "60")
+    assert ok("ls", "-l", again.p("files")) == listed
+    log = [(r.method, r.path, r.query) for r in emulator.log]
+    assert len(log) <= 2, log  # the changed files since the last sync, and the trash
+    assert all("updated_at" in q or "deleted" in q for _, _, q in log), log
+
+
+def test_remount_with_a_refused_token_is_one_line(
+    emulator: Emulator, mnt: Path, mount_factory: MountFactory, tmp_path: Path
+) -> None:
+    emulator.seed_file("a.txt", b"a", linked=())
+    first = mount_factory(emulator, mnt, "--cache-ttl", "60")
+    ok("ls", first.p("files"))
+    first.unmount()
+    bad = mount_factory(emulator, mnt, token="not-a-valid-token", wait=False)
+    assert bad.proc.wait(timeout=60) != 0
+    out = bad.output.read_text()
+    assert "Traceback" not in out
+    errors = [line for line in out.splitlines() if line.startswith("amofs: error:")]
+    assert len(errors) == 1 and "token" in errors[0], out
