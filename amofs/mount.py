@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import inspect
 import logging
 import os
 import re
@@ -317,18 +316,12 @@ async def serve(mountpoint: Path, settings: Settings, ready: Callable[[], None] 
             AmoClient(settings.account_url, auth=auth, drive_url=drive_url, rate=settings.rate)
         )
         patterns = DEFAULT_LOCAL_PATTERNS if settings.local_patterns is None else settings.local_patterns
-        extra: dict[str, Any] = {}
-        # TODO(poll): pass poll_interval unconditionally once AmoFS takes it (the metadata cache's change poll)
-        if "poll_interval" in inspect.signature(AmoFS).parameters:
-            extra["poll_interval"] = settings.poll_interval
-        elif settings.poll_interval:
-            log.warning("--poll-interval is not supported by this version; changes show on cache expiry")
         fs = AmoFS(
             client,
             cache_dir=settings.cache_dir,
             cache_ttl=settings.cache_ttl,
             local_patterns=patterns,
-            **extra,
+            poll_interval=settings.poll_interval,
         )
         fs.info.update(describe(mountpoint, settings, drive_url, fs.dirs.limit))
         try:
