@@ -169,6 +169,7 @@ class AmoFS:
         self._kernel_version: dict[int, str] = {}  # inode → version whose pages the kernel may hold
         self._pending: dict[int, float] = {}  # inode → when a closed rename-temp file is uploaded as is
         self._renaming: set[int] = set()  # pending rename-temp files whose rename is under way
+        self._failed_new: dict[int, tuple[Key, str]] = {}  # new files whose upload failed → (folder, name)
         #: tells the kernel to forget a name it holds wrongly (set by the FUSE adapter; a no-op without one)
         self.invalidate_entry: Callable[[int, str], None] = lambda parent, name: None
         self._started_ns = time.time_ns()
@@ -528,6 +529,11 @@ class AmoFS:
         if views.is_dir_key(key):
             raise IsADirectory()
         writable = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
+        failed = self._failed_new.pop(ino, None)
+        if failed is not None and writable and ino not in self._local and await self._resolve(*failed) is None:
+            # a new file whose upload failed: the kernel still knows its name, so a retry's open(O_CREAT) comes
+            # here instead of to create: the name gets a new, empty file again (it never held account bytes)
+            self._new_local(ino, *failed)
         if writable or ino in self._local:
             lf = await self._open_local(ino) if writable else self._local[ino]
             if writable and flags & os.O_TRUNC:
@@ -571,6 +577,17 @@ class AmoFS:
             self.inodes.lookup(ino)
             return opened, await self.getattr(ino)
         self._check_creatable(pkey)
+        key: Key = ("new", self._next_new)
+        self._next_new += 1
+        ino = self.inodes.ino(key)
+        lf = self._new_local(ino, pkey, name)
+        lf.handles += 1
+        self.inodes.lookup(ino)
+        fh = self._new_handle(Handle(ino, True, local=lf))
+        return Opened(fh), self._local_attr(ino, lf)
+
+    def _new_local(self, ino: int, pkey: Key, name: str) -> LocalFile:
+        """A new, empty file under ``name`` in ``pkey``, not in the account until its upload."""
         local_only = names.is_local_only(name, self.local_patterns) or self._is_gtrash_info(pkey)
         lf = LocalFile(
             self.dirs.new_spool(),
@@ -580,15 +597,9 @@ class AmoFS:
             local_only=local_only,
         )
         lf.touch()
-        key: Key = ("new", self._next_new)
-        self._next_new += 1
-        ino = self.inodes.ino(key)
         self._local[ino] = lf
         self._overlay.setdefault(pkey, {})[name] = ino
-        lf.handles += 1
-        self.inodes.lookup(ino)
-        fh = self._new_handle(Handle(ino, True, local=lf))
-        return Opened(fh), self._local_attr(ino, lf)
+        return lf
 
     def _check_creatable(self, pkey: Key) -> None:
         if pkey == views.FILES or views.entity_of(pkey) is not None or self._is_gtrash_info(pkey):
@@ -720,6 +731,10 @@ class AmoFS:
         lf.close()
         key = self.inodes.key(ino)
         if key is not None and key[0] == "new":
+            if not lf.unlinked:  # its upload failed: the kernel may still open the name it knows (see open)
+                for folder, here in self._overlay.items():
+                    for name in [n for n, i in here.items() if i == ino]:
+                        self._failed_new[ino] = (folder, name)
             self._remove_overlay(ino)
 
     def _remove_overlay(self, ino: int) -> None:
