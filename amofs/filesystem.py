@@ -241,7 +241,10 @@ class AmoFS:
             if lf is None or lf.unlinked:
                 self._pending.pop(ino, None)
                 continue
-            if due <= now and lf.handles == 0 and ino not in self._renaming:
+            # not while a listing is being fetched either (but always at unmount): the kernel looks the rename's
+            # target up before it sends the rename, and that lookup may be what waits (a slow or throttled service)
+            waiting = ino in self._renaming or (self.cache.fetching and now != float("inf"))
+            if due <= now and lf.handles == 0 and not waiting:
                 self._pending.pop(ino, None)
                 with contextlib.suppress(AmoError):  # the uploader logged it, with where the bytes are kept
                     await self.uploader.upload(lf)

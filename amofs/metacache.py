@@ -373,6 +373,11 @@ class MetaCache:
     def drop_listing(self, key: Key) -> None:
         self.listings.pop(key, None)
 
+    @property
+    def fetching(self) -> bool:
+        """Whether any listing or sync is under way (a lookup may be waiting for it)."""
+        return bool(self._flights)
+
     async def once(self, key: Key, fetch: Callable[[], Awaitable[T]], done: Callable[[], T | None]) -> T:
         """``done()`` if it has an answer, else one ``fetch()`` shared by every concurrent caller."""
         while True:
