@@ -31,7 +31,7 @@ async def test_a_slow_rename_of_a_temp_file_never_uploads_the_temp_name(emulator
         assert await p.ls("files") == ["report.txt"]
         await write_closed(fs, p, "files/.report.txt.Xy12Ab", b"new bytes")  # waits for its rename (3 s)
         await trio.sleep(0.6)  # the listing is stale: the rename must sync it first, slowly
-        emulator.options.latency = 3
+        emulator.options.latency = 1.6  # the sync (two requests) outlasts the temp's 3-second grace
         try:
             await p.mv("files/.report.txt.Xy12Ab", "files/report.txt")
         finally:

@@ -142,12 +142,11 @@ def test_cache_dir_and_everything_kept_there_is_private(
     cache = tmp_path / "private-cache"
     m = mount_factory(emu, mnt, "--cache-dir", str(cache))
     assert m.p("files", "cached.pdf").read_bytes() == data(100_000)  # into the content cache
-    emu.options.fail_parts = 1000
+    emu.options.fail_requests_match = "^/v1.0/sessions$"
+    emu.options.fail_requests_status = 400  # refused at once: the bytes go to failed/
+    emu.options.fail_requests = 1
     (tmp_path / "x.bin").write_bytes(b"kept after a failure")
-    try:
-        sh("cp", tmp_path / "x.bin", m.p("files", "x.bin"), timeout=120)  # into failed/
-    finally:
-        emu.options.fail_parts = 0
+    sh("cp", tmp_path / "x.bin", m.p("files", "x.bin"), timeout=120)
     m.stop()
     assert file_mode(cache) == 0o700
     found = list(cache.rglob("*"))

@@ -89,9 +89,9 @@ def test_a_limit_below_the_mounts_budget_still_finishes_through_back_off(
     emu = emulator_factory(rate_limit=2)  # the mount's budget is 7/s: it will overrun and be told so
     emu.seed_many([(f"file{i:04d}.pdf", b"%PDF") for i in range(1000)])
     m = mount_factory(emu, mnt)
-    bodies = make_tree(tmp_path / "src", 8, seed=100)
+    bodies = make_tree(tmp_path / "src", 5, seed=100)
     rsync(tmp_path / "src", m)
-    ls_l(m, 1008)
+    ls_l(m, 1005)
     for name, body in bodies.items():
         assert emu.content(by_name(emu, name)["uuid"]) == body
         assert m.p("files", name).read_bytes() == body
