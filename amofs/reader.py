@@ -8,7 +8,8 @@ Owns, per handle:
   concurrent, slightly out-of-order reads, and a read a little behind the stream is served from the window
   instead of re-opening the download; a read in the window is answered without waiting for the stream;
 - ``Range`` re-opens for a read outside the window and more than ``SKIP_MAX`` ahead (random access), and to
-  resume a download that dropped (``RESUMES`` times per read at most);
+  resume a download that dropped mid-body (``RESUMES`` times per read at most; a GET that fails is not
+  resumed, the client already retried it);
 - the tee into the content cache: a stream read from byte 0 to the end is written to a partial file (by a
   worker thread, so disk writes overlap the download) and committed under the version uuid when the handle
   closes, so the next open of that version reads from local disk with no request.
@@ -156,6 +157,7 @@ class RemoteReader:
             hit = self._from_window(offset, length)  # another task may have brought it in meanwhile
             if hit is not None:
                 return hit
+            opening = True
             try:
                 near = self._window_start() <= offset <= self._end + SKIP_MAX
                 if self._dl is None:
@@ -164,6 +166,7 @@ class RemoteReader:
                     await self._open(self._end if near else offset)
                 elif not near:
                     await self._open(offset)  # behind the window or far ahead: re-request from there
+                opening = False
                 while self._end < offset + length:
                     # buffers end where reads start or end, so a sequential read is one buffer (no join)
                     if not await self._fill(offset if self._end < offset else offset + length):
@@ -171,8 +174,9 @@ class RemoteReader:
             except (Unavailable, ProtocolError) as e:
                 resumes += 1
                 await self._drop_stream()
-                if resumes > RESUMES:
-                    raise
+                if opening or resumes > RESUMES:
+                    raise  # a failed GET was already retried by the client: no second round on top
+
                 log.info("download dropped at byte %d (%s); resuming with Range", self._end, e)
 
     async def _fill(self, until: int) -> bool:

@@ -253,12 +253,6 @@ async def test_upload_with_the_service_down_fails_and_keeps_the_bytes(tmp_path: 
         o.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reader.py (being reworked, not edited here): RemoteReader resumes (3 times) after the client already "
-    "retried the failed request 6 times, so one read of an unreachable service makes 4 × 7 = 28 attempts "
-    "(about a minute of back-off per kernel read on a real mount) before EIO",
-)
 async def test_read_with_the_service_down_gives_up_after_one_round_of_retries(tmp_path: Path) -> None:
     o = Outage(tmp_path / "emu")
     try:
