@@ -342,6 +342,8 @@ def test_read_a_whole_read_is_kept_in_the_content_cache(emulator: Emulator, m: M
     uuid = emulator.seed_file("cached.bin", body, linked=())
     assert ok("cat", m.p("files", "cached.bin")) == body
     version = emulator.file(uuid)["version_uuid"]
+    # kept when the handle is released, which the kernel sends after cat's close() has returned
+    wait_until(lambda: (cache_dir / "content" / version).exists(), 10, "the content cache file")
     assert (cache_dir / "content" / version).read_bytes() == body
     emulator.reset_log()
     res = subprocess.run(
