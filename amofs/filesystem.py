@@ -865,6 +865,15 @@ class AmoFS:
         src = await self._resolve(src_dir, old_name)
         if src is None:
             raise NoEntry()
+        lf = self._local.get(self.inodes.ino(src)) if src[0] == "new" else None
+        if lf is not None and lf.lock.locked():
+            # its upload under this name is under way (a temp file whose grace ran out): wait for the outcome,
+            # then rename what it made — else that upload would carry the bytes off under the old name
+            async with lf.lock:
+                pass
+            src = await self._resolve(src_dir, old_name)
+            if src is None:
+                raise NoEntry()
         if views.is_dir_key(src):
             raise NotPermitted("the mount's folders cannot be moved")
         dst = await self._resolve(dst_dir, new_name)
