@@ -922,6 +922,10 @@ class AmoFS:
         if (dst is not None and dst != src) or src[0] == "version":
             # the kernel now believes src's inode sits at the new name; here the name still belongs to the
             # target's file (mv over a file, a restore beside a live one) or to the promoted version's file
+            if dst is not None and dst[0] == "file" and dst_dir == views.FILES and src_dir != views.TRASH:
+                # that file now holds the moved bytes: the inode the kernel holds there stands for it at once
+                # (the invalidation below is asynchronous and may wait behind a slow request)
+                self.inodes.rekey(src_ino, dst)
             self.invalidate_entry(new_parent, new_name)
 
     async def _rename_local(

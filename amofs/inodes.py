@@ -4,7 +4,8 @@ Owns: the map node key ↔ inode and the per-inode lookup count the kernel keeps
 ``forget`` takes some away). A node key is a hashable tuple naming what the inode stands for:
 ``("dir", "files")``, ``("file", UUID)`` (the same file in files/, trash/, leads/ID/ … is one inode),
 ``("version", VERSION_UUID)``, ``("new", N)`` for a file created through the mount before the service gave it a
-uuid. ``rekey`` moves an inode to a new key (a new file's upload gave it a uuid) so open handles keep working.
+uuid. ``rekey`` moves an inode to a new key (a new file's upload gave it a uuid; the kernel holds it where
+another file's name was, after a rename over that file) so open handles and cached names keep working.
 
 Inode numbers are never reused and never change within a mount: a key keeps its number even after the kernel
 forgets it (about 200 bytes a node, so 100,000 files cost ~20 MB), which makes ``stat``'s st_ino stable for
@@ -69,13 +70,11 @@ class InodeTable:
         return slot.lookups if slot else 0
 
     def rekey(self, ino: int, new_key: Key) -> None:
-        """Let ``ino`` stand for ``new_key`` from now on. An inode that had that key loses it."""
+        """Let ``ino`` stand for ``new_key`` from now on (``ino(new_key)`` answers it). An inode that had that
+        key keeps standing for it too: the kernel may still hold it under other names (an entity folder, an
+        open file), and it must go on meaning the same file there."""
         slot = self._slots[ino]
         if self._by_key.get(slot.key) == ino:
             del self._by_key[slot.key]
-        old = self._by_key.get(new_key)
-        if old is not None and old != ino:
-            self._slots[old].key = ("orphan", old)
-            self._by_key[("orphan", old)] = old
         slot.key = new_key
         self._by_key[new_key] = ino

@@ -29,13 +29,13 @@ def test_rekey_moves_an_inode_to_its_uuid() -> None:
     assert t.key(n) == ("file", "u")
 
 
-def test_rekey_over_an_existing_key_orphans_the_old_inode() -> None:
+def test_rekey_over_an_existing_key_keeps_the_old_inode_standing_for_it() -> None:
     t = InodeTable()
     old = t.ino(("file", "u"))
     new = t.ino(("new", 7))
     t.rekey(new, ("file", "u"))
     assert t.find(("file", "u")) == new
-    assert t.key(old) == ("orphan", old)
+    assert t.key(old) == ("file", "u")  # the kernel may still hold it elsewhere (an entity folder, a handle)
 
 
 async def test_listing_expires_after_ttl(autojump_clock: trio.testing.MockClock) -> None:
