@@ -256,3 +256,23 @@ def test_after_a_failed_upload_the_same_name_can_be_created_again(
     os.write(fd, b"second try")
     os.close(fd)
     assert emu.content(by_name(emu, "retry.txt")["uuid"]) == b"second try"
+
+
+# --- answers the client cannot use -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["json", "html"])
+def test_a_garbled_listing_is_eio_with_a_log_line_and_the_mount_keeps_serving(
+    emulator: Emulator, mnt: Path, mount_factory: Any, mode: str
+) -> None:
+    emulator.seed_file("a.txt", b"a")
+    m = mount_factory(emulator, mnt, *FAST)
+    emulator.options.garble_match = r"^/v1\.0/files$"
+    emulator.options.garble_mode = mode  # json: the body cut in half; html: a 200 HTML page instead
+    emulator.options.garble_next = 1
+    res = sh("ls", m.p("files"))
+    assert res.returncode != 0 and b"Input/output error" in res.stderr
+    lines = log_lines(mount_log(m), "WARNING")
+    assert len(lines) == 1 and ("malformed JSON" in lines[0] or "HTML page" in lines[0]), lines
+    assert os.listdir(m.p("files")) == ["a.txt"]  # the next answer is sane: served as usual
+    assert m.p("files", "a.txt").read_bytes() == b"a"

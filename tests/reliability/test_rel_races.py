@@ -124,3 +124,69 @@ async def test_a_temp_file_waits_while_the_kernel_looks_its_rename_target_up(emu
         await p.mv("files/.report.txt.Xy12Ab", "files/report.txt")
     assert names(emulator, trashed=None) == ["report.txt"]
     assert emulator.content(by_name(emulator, "report.txt")["uuid"]) == b"new bytes"
+
+
+async def test_a_rename_during_the_temp_files_own_upload_still_renames(emulator: Any, tmp_path: Path) -> None:
+    """The temp's grace ran out and its upload under its own name is under way when the rename arrives: the
+    rename must wait for that upload and then rename what it made — not report success and leave the bytes
+    under the temp name (as it did: the upload's outcome overwrote the rename's target)."""
+    emulator.seed_file("report.txt", b"old")
+    async with open_fs(emulator, tmp_path / "cache") as fs:
+        p = P(fs)
+        await p.ls("files")
+        await write_closed(fs, p, "files/.report.txt.Xy12Ab", b"new bytes")
+        emulator.options.latency = 1.0
+        try:
+            with trio.fail_after(10):
+                while not fs.uploader.in_flight:  # the background upload under the temp name has begun
+                    await trio.sleep(0.05)
+            await p.mv("files/.report.txt.Xy12Ab", "files/report.txt")
+        finally:
+            emulator.options.latency = 0
+        assert await p.ls("files") == ["report.txt"]
+        assert await p.read("files/report.txt") == b"new bytes"
+    assert names(emulator, trashed=False) == ["report.txt"], "the bytes stayed under the temp name"
+    assert emulator.content(by_name(emulator, "report.txt")["uuid"]) == b"new bytes"
+
+
+async def test_after_mv_over_a_file_the_inode_the_kernel_holds_is_the_targets(emulator: Any, tmp_path: Path) -> None:
+    """rename(a, b) over an existing b: the kernel now holds a's inode at b (until an invalidation, which is
+    asynchronous and can wait behind a slow request). That inode must stand for b's file: writing it writes b
+    — never EPERM on the trashed a — and b's own former inode (an entity folder may hold it) still works."""
+    a = emulator.seed_file("a.txt", b"bytes of a")
+    b = emulator.seed_file("b.txt", b"bytes of b")
+    async with open_fs(emulator, tmp_path / "cache") as fs:
+        p = P(fs)
+        a_ino, b_ino = await p.ino("files/a.txt"), await p.ino("files/b.txt")
+        await p.mv("files/a.txt", "files/b.txt")
+        for ino in (a_ino, b_ino):
+            assert (await fs.getxattr(ino, "user.amo.uuid")).decode() == b
+        fh = (await fs.open(a_ino, os.O_WRONLY | os.O_TRUNC)).fh
+        try:
+            await fs.write(fh, 0, b"written through the kernel's inode")
+            await fs.flush(fh)
+        finally:
+            await fs.release(fh)
+        assert (await fs.getattr(b_ino)).size == len(b"written through the kernel's inode")
+        assert await p.read("files/b.txt") == b"written through the kernel's inode"
+        assert await p.ls("trash") == ["a.txt"]
+        assert (await fs.getxattr(await p.ino("trash/a.txt"), "user.amo.uuid")).decode() == a
+    assert emulator.content(b) == b"written through the kernel's inode"
+
+
+async def test_after_promoting_a_version_the_inode_the_kernel_holds_is_the_files(emulator: Any, tmp_path: Path) -> None:
+    uuid = emulator.seed_file("x.txt", b"one")
+    emulator.add_version(uuid, "x.txt", b"two")
+    async with open_fs(emulator, tmp_path / "cache") as fs:
+        p = P(fs)
+        old = sorted(n for n in await p.ls(f"versions/{uuid}") if n.startswith("v"))[0]
+        v_ino = await p.ino(f"versions/{uuid}/{old}")
+        await p.mv(f"versions/{uuid}/{old}", "files/x.txt")
+        assert (await fs.getxattr(v_ino, "user.amo.uuid")).decode() == uuid
+        fh = (await fs.open(v_ino, os.O_WRONLY | os.O_TRUNC)).fh
+        try:
+            await fs.write(fh, 0, b"three")
+            await fs.flush(fh)
+        finally:
+            await fs.release(fh)
+    assert emulator.content(uuid) == b"three"
