@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -226,6 +227,8 @@ class FileIndex:
 
     def _connect(self) -> sqlite3.Connection:
         assert self._db_path is not None
+        if not self._db_path.exists():  # the index names every file of the account: private, like the tokens
+            os.close(os.open(self._db_path, os.O_WRONLY | os.O_CREAT, 0o600))
         con = sqlite3.connect(self._db_path)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")

@@ -93,3 +93,15 @@ async def test_index_of_another_account_is_not_used(emulator_factory: Any, tmp_p
     client, fs = await _mount(two, tmp_path / "c")
     assert await P(fs).ls("files") == ["two.txt"]
     await _unmount(client, fs)
+
+
+async def test_the_persisted_index_is_private(emulator: Any, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    emulator.seed_file("secret plan.pdf", b"x")
+    client, fs = await _mount(emulator, tmp_path / "c")
+    await P(fs).ls("files")
+    await _unmount(client, fs)
+    for f in (tmp_path / "c").glob("meta.sqlite*"):
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f

@@ -211,8 +211,11 @@ def test_token_never_in_logs_or_output(emulator: Emulator, mnt: Path, tmp_path: 
     finally:
         m.stop()
     text = m.log()
-    assert "visible to other users" in text
-    assert emulator.token not in text
+    out = m.output.read_text(errors="replace")
+    assert "visible to other users" in text, f"log:\n{text[-3000:]}\noutput:\n{out[-2000:]}"
+    where = text.find(emulator.token)
+    assert where < 0, f"the token is in the log: {text[max(0, where - 300) : where].replace(emulator.token, '<T>')!r}"
+    assert emulator.token not in out
     assert "DEBUG" in text  # --debug did log
 
 
