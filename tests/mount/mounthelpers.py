@@ -7,18 +7,24 @@ whose pid it wrote to its pid file (checked to be an amofs process first).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from amofs.mount import find_mount, serving_pid
+
+if TYPE_CHECKING:
+    from amofs.emulator.server import Emulator
 
 AMOFS = [sys.executable, "-m", "amofs"]
 MOUNT_TIMEOUT = 30.0  # seconds until a mount must be up
@@ -209,3 +215,43 @@ def stop_daemon(path: Path) -> None:
 
 #: the ``mount_factory`` fixture: ``(emulator, path, *extra_args, token=None, wait=True) -> Mount``
 MountFactory = Callable[..., Mount]
+
+
+# --- fixtures' bodies, shared by tests/mount, tests/reliability and tests/usability --------------------------
+
+
+def isolate_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The test's own environment, inherited by every amofs subprocess it starts: XDG folders under tmp, no
+    AMOFS_* (nor a systemd NOTIFY_SOCKET) from outside."""
+    for key in list(os.environ):
+        if key.startswith("AMOFS_") or key.startswith("XDG_") or key == "NOTIFY_SOCKET":
+            monkeypatch.delenv(key)
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    return dict(os.environ)
+
+
+def new_mountpoint(tmp_path: Path) -> Path:
+    path = tmp_path / "mnt"
+    path.mkdir()
+    return path
+
+
+@contextlib.contextmanager
+def foreground_mounts(tmp_path: Path) -> Iterator[MountFactory]:
+    """``make(emulator, path, *extra_args, token=None, wait=True)`` → a foreground Mount (token via AMOFS_TOKEN);
+    every one made is unmounted and ended on leaving, failure or not."""
+    made: list[Mount] = []
+
+    def make(emu: Emulator, path: Path, *extra: str, token: str | None = None, wait: bool = True) -> Mount:
+        env = dict(os.environ, AMOFS_TOKEN=emu.token if token is None else token)
+        args = ["--account-url", emu.account_url, "--drive-url", emu.drive_url, *extra]
+        m = start_foreground(path, tmp_path, args, env=env, wait=wait)
+        made.append(m)
+        return m
+
+    try:
+        yield make
+    finally:
+        for m in reversed(made):
+            m.stop()

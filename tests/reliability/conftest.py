@@ -20,7 +20,7 @@ for sub in ("mount", "fs"):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from mounthelpers import Mount, start_foreground  # noqa: E402
+from mounthelpers import Mount, isolate_env, new_mountpoint, start_foreground  # noqa: E402
 from relhelpers import Outage  # noqa: E402
 
 if TYPE_CHECKING:
@@ -30,20 +30,12 @@ if TYPE_CHECKING:
 
 @pytest.fixture(autouse=True)
 def rel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The test's own environment (XDG folders under tmp, no AMOFS_* from outside), inherited by subprocesses."""
-    for key in list(os.environ):
-        if key.startswith("AMOFS_") or key.startswith("XDG_"):
-            monkeypatch.delenv(key)
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data")):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    return dict(os.environ)
+    return isolate_env(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def mnt(tmp_path: Path) -> Path:
-    path = tmp_path / "mnt"
-    path.mkdir()
-    return path
+    return new_mountpoint(tmp_path)
 
 
 @pytest.fixture
