@@ -44,7 +44,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from amofs.emulator.server import Emulator, EmulatorOptions  # noqa: E402
+from amofs.emulator.server import Emulator, EmulatorOptions, restartable_port  # noqa: E402
 from amofs.mount import find_mount  # noqa: E402
 
 PART = 128 * 1024
@@ -160,24 +159,6 @@ class Figures:
 # --- the run --------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A free port below the ephemeral range, so no outgoing connection takes it while the emulator is down."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    rng = random.Random()
-    for _ in range(500):
-        port = rng.randrange(max(1024, low - 12000), low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -188,7 +169,7 @@ class Soak:
         self.cache = self.tmp / "cache"
         self.log_file = self.tmp / "mount.log"
         self.options = EmulatorOptions(max_part_size=PART, rate_limit=7.0)
-        self.ports = (free_port(), free_port())
+        self.ports = (restartable_port(), restartable_port())
         self.emu = Emulator(self.tmp / "emu", self.options, port=self.ports[0], drive_port=self.ports[1])
         self.emu_lock = threading.Lock()  # held while the emulator is being restarted
         self.restarts = 0

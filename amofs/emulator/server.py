@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import secrets
 import signal
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -344,3 +346,22 @@ def main(argv: list[str] | None = None) -> int:
             tmp.cleanup()
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def restartable_port(host: str = "127.0.0.1") -> int:
+    """A free port below the ephemeral range, for an emulator that is stopped and started again on the same
+    ports (a service outage): no outgoing connection takes it while the emulator is down."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")

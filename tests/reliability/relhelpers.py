@@ -9,8 +9,6 @@ import contextlib
 import hashlib
 import os
 import queue
-import random
-import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -57,13 +55,13 @@ class Outage:
     storage listeners come back on new ports, as the URLs they serve are handed out by the other two."""
 
     def __init__(self, data_dir: Path, options: EmulatorOptions | None = None) -> None:
-        from amofs.emulator.server import Emulator, EmulatorOptions
+        from amofs.emulator.server import Emulator, EmulatorOptions, restartable_port
 
         self.data_dir = data_dir
         self.options = options if options is not None else EmulatorOptions()
         # ports below the kernel's ephemeral range: while the service is down, no outgoing connection can be
         # given its port (a client retrying against it may even connect to itself on Linux)
-        self.port, self.drive_port = _free_port(), _free_port()
+        self.port, self.drive_port = restartable_port(), restartable_port()
         self.emu: Emulator = Emulator(data_dir, self.options, port=self.port, drive_port=self.drive_port)
         self.emu.start()
         self.account_url = self.emu.account_url
@@ -83,24 +81,6 @@ class Outage:
 
     def close(self) -> None:
         self.emu.stop()
-
-
-def _free_port() -> int:
-    """A free TCP port on 127.0.0.1 below the ephemeral range (so no outgoing connection takes it)."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 @contextlib.asynccontextmanager
