@@ -63,7 +63,7 @@ RENAME_EXCHANGE = 2
 FILE_KINDS = ("file", "sfile")  # node kinds that stand for an account file ("sfile": seen through search/)
 STATS_TTL = 600.0  # seconds the quota shown by df is kept before the background task asks again
 STATS_DELAY = 5.0  # the first quota fetch waits this long after start, so it never delays the first ls
-READDIR_BATCH = 256  # entries answered per readdir call (the kernel calls again for more)
+READDIR_BATCH = 256  # entries answered per readdir call (Linux 6.x takes ~256 short names per READDIRPLUS)
 PENDING_GRACE = 3.0  # seconds a closed rename-temp file waits for its rename before it is uploaded as is
 CONTROL: Key = ("dir", ".amofs")  # MOUNT/.amofs/status: the mount's state as JSON, read by `amofs status`
 STATUS: Key = ("ctl", "status")
@@ -293,8 +293,8 @@ class AmoFS:
         mt, ct = self.cache.index.mtime_ns(m), _ns(m.created_at)
         return Attr(ino, False, lf.size if lf else m.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
 
-    def _attr_now(self, ino: int, key: Key) -> Attr | None:
-        """The attributes when they can be had without a request."""
+    def _attr_now(self, ino: int, key: Key, now: float | None = None) -> Attr | None:
+        """The attributes when they can be had without a request (``now``: see FileIndex.fresh_model)."""
         if views.is_dir_key(key):
             return self._dir_attr(ino, key)
         if key == STATUS:
@@ -303,7 +303,7 @@ class AmoFS:
         if key[0] == "new":
             return self._local_attr(ino, lf) if lf else None
         if key[0] in FILE_KINDS:
-            m = self.cache.model(str(key[1]))
+            m = self.cache.model(str(key[1]), now)
             if m is not None:
                 return self._model_attr(ino, m)
             return self._local_attr(ino, lf) if lf and lf.loaded else None
@@ -434,32 +434,37 @@ class AmoFS:
         if h.entries is None:
             raise NotADirectory()
         out: list[DirEntry] = []
-        # the kernel takes a few dozen entries per call: answer a bounded batch, never the whole rest
+        # the kernel takes a few hundred entries per call: answer a bounded batch, never the whole rest.
+        # Per entry this is the warm `ls -l` cost, so the folder's state and the clock are read once a batch.
         pkey = self._key(h.ino)
+        overlay = self._overlay.get(pkey, {})
+        idx = self.cache.index
+        lst = idx.files if pkey == views.FILES else idx.trash if pkey == views.TRASH else self.cache.listings.get(pkey)
+        names = lst.names if lst is not None else None
+        now = trio.current_time()
         for i in range(start_id, min(len(h.entries), start_id + READDIR_BATCH)):
             name, key = h.entries[i]
-            if not self._still_listed(pkey, name, key):
+            if not self._still_listed(overlay, names, name, key):
                 continue  # renamed or removed through the mount since opendir: the kernel would cache it
             ino = self.inodes.ino(key)
             try:
-                attr = self._attr_now(ino, key) or await self._attr(ino, key)
+                attr = self._attr_now(ino, key, now) or await self._attr(ino, key)
             except NoEntry:
                 continue  # gone since the listing was taken
             out.append(DirEntry(name, attr, i + 1))
         return out
 
-    def _still_listed(self, pkey: Key, name: str, key: Key) -> bool:
-        """Whether an entry of a folder's opendir snapshot still stands, as far as memory tells (no request).
-        Every entry readdir gives becomes a name the kernel caches (READDIRPLUS), so a name renamed or
-        removed meanwhile must not be given out again."""
-        lino = self._overlay.get(pkey, {}).get(name)
+    def _still_listed(self, overlay: dict[str, int], names: dict[str, Key] | None, name: str, key: Key) -> bool:
+        """Whether an entry of a folder's opendir snapshot still stands, as far as memory tells (no request):
+        ``overlay`` is the folder's local files, ``names`` its listing when one is held. Every entry readdir
+        gives becomes a name the kernel caches (READDIRPLUS), so a name renamed or removed meanwhile must not
+        be given out again."""
+        lino = overlay.get(name)
         if lino is not None:
             return self.inodes.key(lino) == key
         if key[0] == "new":
             return False  # a local file that left the overlay: uploaded (its inode has its uuid now) or gone
-        idx = self.cache.index
-        lst = idx.files if pkey == views.FILES else idx.trash if pkey == views.TRASH else self.cache.listings.get(pkey)
-        return lst is None or lst.names.get(name) == key
+        return names is None or names.get(name) == key
 
     async def releasedir(self, fh: int) -> None:
         self._handles.pop(fh, None)
@@ -1028,7 +1033,12 @@ class AmoFS:
 
     # --- extended attributes and the filesystem -----------------------------------------------------------
     async def getxattr(self, ino: int, name: str) -> bytes:
-        if not name.startswith("user.amo."):  # ls -l asks security.selinux and an ACL of every file: no work
+        if not name.startswith("user."):
+            # security.*, system.* (ACLs), trusted.*: namespaces this filesystem does not have. ENOTSUP, not
+            # ENODATA: `ls -l` asks every file for security.selinux and system.posix_acl_access, and coreutils
+            # stops asking for the whole device after one ENOTSUP -- 2 FUSE round trips for a folder, not 2N.
+            raise NotSupported(f"no {name.partition('.')[0]}.* attributes here")
+        if not name.startswith("user.amo."):
             raise NoAttribute()
         key = self._key(ino)
         if key[0] in FILE_KINDS:

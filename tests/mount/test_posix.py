@@ -104,6 +104,21 @@ def test_xattrs_carry_the_uuids(emulator: Emulator, mounted: Mount) -> None:
     assert res.returncode != 0 and b"No such attribute" in res.stderr
 
 
+def test_ls_l_asks_the_kernel_for_no_xattr_per_file(emulator: Emulator, mounted: Mount) -> None:
+    """`ls -l` asks every file for security.selinux and system.posix_acl_access; each such getxattr is a FUSE
+    round trip. Those namespaces answer ENOTSUP, after which coreutils stops asking for the device: a folder
+    of 60 files costs at most 2 getxattr calls, not 120."""
+    needs("strace")
+    emulator.seed_many([(f"f{i:03d}.txt", b"x") for i in range(60)])
+    trace = ok("strace", "-f", "-e", "trace=getxattr,lgetxattr", "-o", "/dev/stdout", "ls", "-l", mounted.p("files"))
+    calls = [line for line in trace.decode().splitlines() if "getxattr(" in line]
+    assert 1 <= len(calls) <= 2, calls
+    assert all("ENOTSUP" in c or "EOPNOTSUPP" in c for c in calls), calls
+    res = sh("getfattr", "-n", "security.selinux", mounted.p("files", "f000.txt"))
+    assert res.returncode != 0 and b"Operation not supported" in res.stderr
+    assert ok("getfattr", "--only-values", "-n", "user.amo.uuid", mounted.p("files", "f000.txt"))
+
+
 def test_df_works(mounted: Mount) -> None:
     out = ok("df", "-P", mounted.path).decode()
     assert "amofs" in out
