@@ -63,6 +63,7 @@ RENAME_EXCHANGE = 2
 FILE_KINDS = ("file", "sfile")  # node kinds that stand for an account file ("sfile": seen through search/)
 STATS_TTL = 600.0  # seconds the quota shown by df is kept before the background task asks again
 STATS_DELAY = 5.0  # the first quota fetch waits this long after start, so it never delays the first ls
+MEMO_MAX = 32768  # attributes kept for reuse (about 300 bytes each): a warm `ls -l` of a folder this size builds none
 READDIR_BATCH = 256  # entries answered per readdir call (Linux 6.x takes ~256 short names per READDIRPLUS)
 PENDING_GRACE = 3.0  # seconds a closed rename-temp file waits for its rename before it is uploaded as is
 CONTROL: Key = ("dir", ".amofs")  # MOUNT/.amofs/status: the mount's state as JSON, read by `amofs status`
@@ -177,6 +178,7 @@ class AmoFS:
         self._stats_cache: tuple[float, Any] | None = None
         self.recovered: list[Path] = []  # unsent bytes a killed previous run left, now under failed/
         self._local_mtime: dict[int, int] = {}  # inode → mtime set on a file not uploaded yet
+        self._attr_memo: dict[int, tuple[FileModel, object, Attr]] = {}  # see _model_attr
         self._gtrash: set[str] = set()  # GIO trash folders made in this mount (".Trash-1000")
         self.info: dict[str, Any] = {}  # what the mount tells about itself in .amofs/status (profile, account)
 
@@ -288,10 +290,23 @@ class AmoFS:
 
     def _model_attr(self, ino: int, m: FileModel) -> Attr:
         lf = self._local.get(ino)
-        if lf is not None and lf.loaded:
-            return self._local_attr(ino, lf)
+        if lf is not None:
+            if lf.loaded:
+                return self._local_attr(ino, lf)
+            mt, ct = self.cache.index.mtime_ns(m), _ns(m.created_at)
+            return Attr(ino, False, lf.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
+        # the same model (models are immutable, replaced on change) and the same kept mtime give the same
+        # attributes: a warm `ls -l` of thousands of files reuses them instead of building each again
+        kept = self.cache.index.mtimes.get(m.uuid)
+        memo = self._attr_memo.get(ino)
+        if memo is not None and memo[0] is m and memo[1] is kept:
+            return memo[2]
         mt, ct = self.cache.index.mtime_ns(m), _ns(m.created_at)
-        return Attr(ino, False, lf.size if lf else m.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
+        a = Attr(ino, False, m.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
+        if len(self._attr_memo) >= MEMO_MAX:
+            self._attr_memo.clear()  # bounded: a folder larger than this simply rebuilds them
+        self._attr_memo[ino] = (m, kept, a)
+        return a
 
     def _attr_now(self, ino: int, key: Key, now: float | None = None) -> Attr | None:
         """The attributes when they can be had without a request (``now``: see FileIndex.fresh_model)."""

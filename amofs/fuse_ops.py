@@ -24,6 +24,7 @@ import pyfuse3
 import trio
 
 from amofs.errors import AmoError, ProtocolError, errno_of
+from amofs.filesystem import MEMO_MAX
 
 if TYPE_CHECKING:
     from amofs.filesystem import AmoFS, Attr, Opened, StatFs
@@ -73,6 +74,7 @@ class Operations(pyfuse3.Operations):
         self.gid = gid
         self.umask = umask
         fs.invalidate_entry = self.invalidate_entry
+        self._entries: dict[int, tuple[Attr, pyfuse3.EntryAttributes]] = {}
         #: set while pyfuse3 answers the kernel's INIT; the answer is on its way once a waiting task runs
         self.initialized = trio.Event()
 
@@ -87,6 +89,16 @@ class Operations(pyfuse3.Operations):
     # --- conversions --------------------------------------------------------------------------------------
 
     def entry(self, a: Attr) -> pyfuse3.EntryAttributes:
+        memo = self._entries.get(a.ino)
+        if memo is not None and memo[0] is a:  # the facade hands out the same Attr while nothing changed
+            return memo[1]
+        e = self._entry(a)
+        if len(self._entries) >= MEMO_MAX:
+            self._entries.clear()
+        self._entries[a.ino] = (a, e)
+        return e
+
+    def _entry(self, a: Attr) -> pyfuse3.EntryAttributes:
         e = pyfuse3.EntryAttributes()
         e.st_ino = a.ino
         e.generation = 0

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fshelpers import P, by_name
 
+from amofs import views
 from amofs.errors import AmoError, Exists, FileTooBig, NoEntry, NotPermitted, errno_of
 from amofs.filesystem import AmoFS
 
@@ -335,3 +336,19 @@ async def test_bytes_a_killed_run_left_in_the_spool_are_kept(fs: AmoFS, tmp_path
     assert survivor.recovered[0].parent == survivor.dirs.failed
     assert json.loads(survivor.status_json())["failed_files"] == [str(survivor.recovered[0])]
     await survivor.close()
+
+
+async def test_attributes_are_reused_until_the_file_or_its_kept_mtime_changes(emulator: Any, fs: AmoFS, p: P) -> None:
+    """A warm `ls -l` reuses each file's attributes (no rebuilding per entry); a new version made elsewhere
+    (seen at the next sync) or an mtime set through the mount shows at once."""
+    uuid = emulator.seed_file("a.txt", b"one")
+    ino = await p.ino("files/a.txt")
+    first = await fs.getattr(ino)
+    assert await fs.getattr(ino) is first
+    emulator.add_version(uuid, "a.txt", b"three")
+    await views.refresh(fs.ctx, force=True)
+    changed = await fs.getattr(ino)
+    assert changed.size == 5 and changed is not first
+    await fs.setattr(ino, mtime_ns=1_234_000_000_000)
+    touched = await fs.getattr(ino)
+    assert touched.mtime_ns == 1_234_000_000_000 and touched.size == 5

@@ -81,6 +81,15 @@ def ops() -> tuple[Operations, FakeFS]:
     return Operations(fs, uid=1234, gid=5678, umask=0o027), fs  # type: ignore[arg-type]
 
 
+def test_entry_attributes_are_reused_for_the_same_attr(ops: tuple[Operations, FakeFS]) -> None:
+    o, _ = ops
+    a = Attr(7, False, 10, 0o644, 1, 5, 5, 5)
+    e = o.entry(a)
+    assert o.entry(a) is e
+    b = Attr(7, False, 11, 0o644, 1, 5, 5, 5)
+    assert o.entry(b) is not e and o.entry(b).st_size == 11
+
+
 async def test_entry_attributes(ops: tuple[Operations, FakeFS]) -> None:
     o, fs = ops
     e = await o.lookup(1, "Отчёт.txt".encode(), CTX)
