@@ -123,6 +123,10 @@ class Handle:
     snapshot: bytes | None = None  # a control file's content, taken at open
 
 
+def _write_only(flags: int) -> bool:
+    return flags & os.O_ACCMODE == os.O_WRONLY
+
+
 def _ns(seconds: int | float) -> int:
     return int(seconds * 1_000_000_000)
 
@@ -563,7 +567,7 @@ class AmoFS:
                 lf.truncate(0)
             lf.handles += 1
             self._kernel_version.pop(ino, None)
-            return Opened(self._new_handle(Handle(ino, writable, local=lf)))
+            return Opened(self._new_handle(Handle(ino, writable, local=lf)), direct_io=_write_only(flags))
         if key == STATUS:
             return Opened(self._new_handle(Handle(ino, False, snapshot=self.status_json())), direct_io=True)
         if key[0] in FILE_KINDS:
@@ -607,7 +611,7 @@ class AmoFS:
         lf.handles += 1
         self.inodes.lookup(ino)
         fh = self._new_handle(Handle(ino, True, local=lf))
-        return Opened(fh), self._local_attr(ino, lf)
+        return Opened(fh, direct_io=_write_only(flags)), self._local_attr(ino, lf)
 
     def _new_local(self, ino: int, pkey: Key, name: str) -> LocalFile:
         """A new, empty file under ``name`` in ``pkey``, not in the account until its upload."""

@@ -352,3 +352,20 @@ async def test_attributes_are_reused_until_the_file_or_its_kept_mtime_changes(em
     await fs.setattr(ino, mtime_ns=1_234_000_000_000)
     touched = await fs.getattr(ino)
     assert touched.mtime_ns == 1_234_000_000_000 and touched.size == 5
+
+
+async def test_write_only_handles_bypass_the_kernel_page_cache(emulator: Any, fs: AmoFS, p: P) -> None:
+    """cp, rsync and gio open for writing only: their bytes go straight to the spool (direct_io), never
+    through a page cache nobody reads (measured: the write phase of a 256 MiB cp 0.6-1.3 s -> 0.15-0.36 s).
+    Handles that can read keep the page cache (and mmap)."""
+    emulator.seed_file("a.txt", b"one")
+    created, _ = await fs.create(await p.ino("files"), "new.txt", os.O_WRONLY | os.O_CREAT)
+    assert created.direct_io
+    rdwr, _ = await fs.create(await p.ino("files"), "rw.txt", os.O_RDWR | os.O_CREAT)
+    assert not rdwr.direct_io
+    ino = await p.ino("files/a.txt")
+    assert (await fs.open(ino, os.O_WRONLY)).direct_io
+    assert not (await fs.open(ino, os.O_RDWR)).direct_io
+    assert not (await fs.open(ino, os.O_RDONLY)).direct_io
+    for o in (created, rdwr):
+        await fs.release(o.fh)
