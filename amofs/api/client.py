@@ -801,13 +801,15 @@ class AmoClient:
     ) -> httpx.Response:
         """Send one logical request with the whole policy; returns a 2xx response (or one in
         ``pass_statuses``), read unless ``stream`` (the caller then closes it). Raises AmoError only."""
-        path = safe_path(url)
+        # parsed once: httpx checks every character of a URL on each parse, and a part's signed URL is long
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError) as exc:
-            raise ProtocolError(f"{method} {path}: unusable URL ({exc})") from exc
+            raise ProtocolError(f"{method} {safe_path(url)}: unusable URL ({exc})") from exc
+        path = safe_path(parsed)
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ProtocolError(f"{method} {path}: not an absolute http(s) URL")
+        trusted = self._is_trusted(parsed)
         retries = self._max_retries if max_retries is None else max_retries
         attempt = 0
         refreshed = False
@@ -816,7 +818,7 @@ class AmoClient:
                 raise self._blocked_again(method, path)
             hdrs = dict(headers or {})
             token: str | None = None
-            if self._is_trusted(url):
+            if trusted:
                 token = await self._auth.token()
                 hdrs["Authorization"] = f"Bearer {token}"
             body: bytes | _OneShotBody | None = content
@@ -825,7 +827,7 @@ class AmoClient:
                 hdrs["Content-Length"] = str(len(content))  # a fixed length, not chunked
             request = self._http.build_request(
                 method,
-                url,
+                parsed,
                 params=list(params) if params is not None else None,
                 json=json_body,
                 content=body,
@@ -942,18 +944,19 @@ class AmoClient:
 
     def _json(self, resp: httpx.Response, method: str, url: str) -> object:
         """The JSON body of a successful answer; anything else is a ProtocolError naming the request."""
-        path = safe_path(url)
         body = resp.content
         ctype = resp.headers.get("content-type", "").lower()
         if not body.strip():
-            raise ProtocolError(f"{method} {path}: HTTP {resp.status_code} with an empty body, JSON expected")
+            raise ProtocolError(f"{method} {safe_path(url)}: HTTP {resp.status_code} with an empty body, JSON expected")
         if "html" in ctype or body.lstrip()[:1] == b"<":
-            raise ProtocolError(f"{method} {path}: HTTP {resp.status_code} answered an HTML page, JSON expected")
+            raise ProtocolError(
+                f"{method} {safe_path(url)}: HTTP {resp.status_code} answered an HTML page, JSON expected"
+            )
         try:
             return cast(object, json.loads(body))
         except ValueError as exc:
             raise ProtocolError(
-                f"{method} {path}: malformed JSON in the answer ({getattr(exc, 'msg', type(exc).__name__)})"
+                f"{method} {safe_path(url)}: malformed JSON in the answer ({getattr(exc, 'msg', type(exc).__name__)})"
             ) from exc
 
     async def _get_json(self, url: str, *, kind: str, **kw: Any) -> object | None:
