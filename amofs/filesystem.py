@@ -314,19 +314,21 @@ class AmoFS:
 
     def _attr_now(self, ino: int, key: Key, now: float | None = None) -> Attr | None:
         """The attributes when they can be had without a request (``now``: see FileIndex.fresh_model)."""
+        kind = key[0]
+        if kind in FILE_KINDS:  # first: files are what a listing walks by the thousand
+            m = self.cache.model(str(key[1]), now)
+            if m is not None:
+                return self._model_attr(ino, m)
+            lf = self._local.get(ino)
+            return self._local_attr(ino, lf) if lf and lf.loaded else None
         if views.is_dir_key(key):
             return self._dir_attr(ino, key)
         if key == STATUS:
             return Attr(ino, False, 0, 0o444, 1, self._started_ns, self._started_ns, time.time_ns())
-        lf = self._local.get(ino)
-        if key[0] == "new":
+        if kind == "new":
+            lf = self._local.get(ino)
             return self._local_attr(ino, lf) if lf else None
-        if key[0] in FILE_KINDS:
-            m = self.cache.model(str(key[1]), now)
-            if m is not None:
-                return self._model_attr(ino, m)
-            return self._local_attr(ino, lf) if lf and lf.loaded else None
-        if key[0] == "version":
+        if kind == "version":
             v = self.ctx.versions.get(str(key[1]))
             if v is not None:
                 t = _ns(v.created_at)
@@ -461,13 +463,14 @@ class AmoFS:
         lst = idx.files if pkey == views.FILES else idx.trash if pkey == views.TRASH else self.cache.listings.get(pkey)
         names = lst.names if lst is not None else None
         now = trio.current_time()
-        for i in range(start_id, min(len(h.entries), start_id + READDIR_BATCH)):
-            name, key = h.entries[i]
-            if not self._still_listed(overlay, names, name, key):
+        entries, still_listed, ino_of, attr_now = h.entries, self._still_listed, self.inodes.ino, self._attr_now
+        for i in range(start_id, min(len(entries), start_id + READDIR_BATCH)):
+            name, key = entries[i]
+            if not still_listed(overlay, names, name, key):
                 continue  # renamed or removed through the mount since opendir: the kernel would cache it
-            ino = self.inodes.ino(key)
+            ino = ino_of(key)
             try:
-                attr = self._attr_now(ino, key, now) or await self._attr(ino, key)
+                attr = attr_now(ino, key, now) or await self._attr(ino, key)
             except NoEntry:
                 continue  # gone since the listing was taken
             out.append(DirEntry(name, attr, i + 1))

@@ -168,10 +168,11 @@ class Operations(pyfuse3.Operations):
 
     @_errno
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        reply, entry, incref = pyfuse3.readdir_reply, self.entry, self.fs.incref  # per entry of a warm ls -l
         for d in await self.fs.readdir(fh, start_id):
-            if not pyfuse3.readdir_reply(token, os.fsencode(d.name), self.entry(d.attr), d.next_id):
+            if not reply(token, os.fsencode(d.name), entry(d.attr), d.next_id):
                 break
-            self.fs.incref(d.attr.ino)
+            incref(d.attr.ino)
 
     @_errno
     async def releasedir(self, fh: int) -> None:
