@@ -179,6 +179,8 @@ class AmoFS:
         self.invalidate_entry: Callable[[int, str], None] = lambda parent, name: None
         self._started_ns = time.time_ns()
         self._closed = trio.Event()
+        self._wake = trio.Event()  # run() goes round at once: closing, or the index wants saving
+        self.cache.index.on_save_wanted = lambda: self._wake.set()
         self._stats_cache: tuple[float, Any] | None = None
         self.recovered: list[Path] = []  # unsent bytes a killed previous run left, now under failed/
         self._local_mtime: dict[int, int] = {}  # inode → mtime set on a file not uploaded yet
@@ -211,8 +213,11 @@ class AmoFS:
             due = self._stats_cache is None or now - self._stats_cache[0] > STATS_TTL
             if due and now - started >= STATS_DELAY:
                 await self._fetch_stats()
+            if self.cache.index.save_wanted:  # after a sync: saved here, so the ls that waited for it doesn't
+                await self.cache.index.save()
             with trio.move_on_after(1.0):
-                await self._closed.wait()
+                await self._wake.wait()
+            self._wake = trio.Event()
             await self._upload_due(trio.current_time())
             await self._poll_due()
 
@@ -236,6 +241,7 @@ class AmoFS:
         while self.uploader.in_flight:
             await trio.sleep(0.05)
         self._closed.set()
+        self._wake.set()
         await self.cache.index.save()
         for h in list(self._handles.values()):
             if h.reader is not None:

@@ -114,6 +114,13 @@ class FileIndex:
         self._mtimes_dirty: set[str] = set()
         self._db_lock = trio.Lock()
         self._db_reset = False
+        self.save_wanted = False  # a sync changed the index: the background task saves it (AmoFS.run)
+        self.on_save_wanted: Callable[[], None] = lambda: None
+
+    def want_save(self) -> None:
+        """Ask for a save soon, off the path of whoever is waiting for the sync."""
+        self.save_wanted = True
+        self.on_save_wanted()
 
     def fresh(self, now: float | None = None) -> bool:
         return (trio.current_time() if now is None else now) - self.checked < self.ttl
@@ -269,6 +276,7 @@ class FileIndex:
         if self._db_path is None:
             return
         async with self._db_lock:
+            self.save_wanted = False
             dirty = list(self.models) if self._db_reset else list(self._dirty)
             self._dirty = set()
             # models are immutable: the thread may serialise these references while the loop goes on

@@ -124,7 +124,8 @@ async def sync(ctx: Ctx, trashed: bool) -> bool:
     """Make the index believable again: incrementally when files/ is known whole, else by listing the folder
     asked for in full (⌈N / page⌉ requests). Incremental: the live files updated since the last sync (less a
     margin for clock skew), and the whole trash — a DELETE need not change ``updated_at``, so deletions made
-    elsewhere show as trash entries. Saves the index afterwards."""
+    elsewhere show as trash entries. The index is saved soon after, off the path of the ``ls`` that waits
+    (AmoFS.run; AmoFS.close saves whatever is left)."""
     idx = ctx.cache.index
     c = ctx.client
     started = int(time.time())
@@ -148,7 +149,7 @@ async def sync(ctx: Ctx, trashed: bool) -> bool:
         if trash is not None:
             idx.set_whole(True, trash)
         idx.mark_synced(started)
-    await idx.save()
+    idx.want_save()
     return True
 
 

@@ -188,11 +188,9 @@ class Amofs:
     cache: Path
     rate: float | None  # None: amofs's default (7/s)
     proc: subprocess.Popen[bytes] | None = None
-    started: float = 0.0  # time.monotonic() when the process was started
 
     def __enter__(self) -> Amofs:
         self.path.mkdir(parents=True, exist_ok=True)
-        self.started = time.monotonic()
         args = [PY, "-m", "amofs", "mount", str(self.path), "--foreground", "--account-url", self.emu.account_url]
         args += ["--drive-url", self.emu.drive_url, "--cache-dir", str(self.cache)]
         args += ["--log-file", str(self.bench.tmp / f"amofs-{self.path.name}.log")]
@@ -635,8 +633,11 @@ def bench_listing(b: Bench) -> None:
             counts["warm"] = requests(emu)
             if i == reps - 1:
                 # the mount fetches the quota (for df) once, STATS_DELAY after it started, in the background:
-                # let that pass first, so the count is what find and stat themselves cost
-                time.sleep(max(0.0, m.started + STATS_DELAY + 1.0 - time.monotonic()))
+                # let that happen first, so the count is what find and stat themselves cost
+                deadline = time.monotonic() + STATS_DELAY + 10
+                seen = "stats" in counts["cold"] or "stats" in counts["warm"]
+                while not seen and "stats" not in requests(emu) and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 emu.reset_log()
                 run(["find", files, "-type", "f", "-size", "+0"], stdout=subprocess.DEVNULL)
                 for k in range(0, n, max(1, n // 50)):

@@ -30,8 +30,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _text(v: str) -> str:
     """A JSON string may carry lone surrogates ("\\ud800"), which are not Unicode: no file name, UTF-8 store or
-    log line can hold one. Each becomes U+FFFD here, at the edge, so nothing further in has to care."""
-    return _SURROGATE.sub("\ufffd", v)
+    log line can hold one. Each becomes U+FFFD here, at the edge, so nothing further in has to care.
+    (``isascii`` is a flag check: uuids, URLs and most names skip the scan, a tenth of a cold listing.)"""
+    return v if v.isascii() else _SURROGATE.sub("\ufffd", v)
 
 
 def _str(d: Mapping[str, Any], key: str, what: str) -> str:
