@@ -364,6 +364,48 @@ def save_tokens(profile: str | None, tokens: Mapping[str, object], *, path: Path
     return save_profile(profile, fields, path=path)
 
 
+class ProfileTokens:
+    """The token pair of one profile as saved in the config file, shared by every amofs process that mounts
+    with it. amoCRM refresh tokens are single-use: two mounts of one profile must not both spend the same
+    one. ``try_lock`` takes an exclusive lock (``flock`` on ``CONFIG.refresh-lock``, 0600) that a refresh
+    holds from reading the saved pair to saving the new one; ``load`` re-reads the pair, so a process that
+    waited finds the pair another one has just saved. Satisfies ``amofs.api.auth.SharedTokens``."""
+
+    def __init__(self, profile: str | None, path: Path | None = None) -> None:
+        self._profile = profile
+        self._path = config_path() if path is None else path
+        self._fd: int | None = None
+
+    def load(self) -> tuple[str, str | None] | None:
+        data = read_config(self._path)
+        name = self._profile or data.get("default") or "default"
+        table = data.get("profiles", {}).get(name)
+        if not isinstance(table, dict) or not isinstance(table.get("token", ""), str):
+            return None
+        refresh = table.get("refresh_token")
+        return str(table.get("token", "")), refresh if isinstance(refresh, str) and refresh else None
+
+    def try_lock(self) -> bool:
+        import fcntl
+
+        if self._fd is not None:
+            return True
+        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self._path.with_name(self._path.name + ".refresh-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def unlock(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = None
+
+
 def save_profile(profile: str | None, values: Mapping[str, object], *, path: Path | None = None) -> Path:
     """Set ``values`` (settings keys, checked like the file's own; ``None`` removes a key) in ``profile`` (the
     file's default profile, else ``"default"``), creating the file and the profile as needed; the first

@@ -246,6 +246,7 @@ class AmoFS:
         for h in list(self._handles.values()):
             if h.reader is not None:
                 await h.reader.close()
+        self.dirs.release()
 
     async def _upload_due(self, now: float) -> None:
         for ino, due in list(self._pending.items()):

@@ -6,6 +6,7 @@ Layout under ``--cache-dir``:
     content/.part-*           a download being teed into the cache; renamed into place only when complete
     spool/N                   bytes of files being written through the mount (removed once uploaded)
     failed/STAMP NAME         uploads that failed: the local bytes are kept here for the user, and logged
+    lock                      flock'ed by the mount using the dir (its pid inside): one mount per cache dir
 
 Owns the paths and the byte budget; knows nothing of the service or FUSE. Filesystem calls here are quick
 local ones made straight from the event loop (a rename, a stat); bulk copies are done by callers in threads.
@@ -13,12 +14,15 @@ local ones made straight from the event loop (a rename, a stat); bulk copies are
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import logging
 import os
 import shutil
 import time
 from pathlib import Path
+
+from amofs.config import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +36,18 @@ class CacheDir:
         self.limit = content_limit
         self._seq = itertools.count(1)
         self._used = 0
+        self._lock_fd: int | None = None
 
     def prepare(self) -> list[Path]:
-        """Create the layout (0700) and clear what a previous run left half done. Spool files a previous run
-        left behind (it was killed) may hold bytes that never reached the account: they are moved to failed/
-        as ``recovered …`` (empty ones are dropped). Returns the recovered paths."""
+        """Create the layout (0700), take the cache dir for this process, and clear what a previous run left
+        half done. Spool files a previous run left behind (it was killed) may hold bytes that never reached
+        the account: they are moved to failed/ as ``recovered …`` (empty ones are dropped). Returns the
+        recovered paths. Raises UsageError when another live mount uses this cache dir: its spool files are
+        not leftovers, and two indexes would overwrite each other."""
         for d in (self.root, self.content, self.spool, self.failed):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(d, 0o700)
+        self._take()
         recovered = []
         for p in self.spool.iterdir():
             st = p.stat()
@@ -59,6 +67,31 @@ class CacheDir:
                 used += p.stat().st_size
         self._used = used
         return recovered
+
+    def _take(self) -> None:
+        """An exclusive ``flock`` on ``lock`` (holding the owner's pid), held until ``release`` or the process
+        ends (the kernel drops it with a killed process, so a crash never leaves the cache dir locked)."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UsageError(
+                f"the cache dir {self.root} is in use by another amofs mount (pid {owner}); "
+                "give this mount its own with --cache-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Let another mount use this cache dir (at unmount)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # --- spool files --------------------------------------------------------------------------------------
     def new_spool(self) -> Path:

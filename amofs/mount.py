@@ -39,7 +39,7 @@ import trio
 from amofs import __version__
 from amofs.api.auth import TOKEN_PATH, OAuthTokens, StaticToken
 from amofs.api.client import AmoClient, TokenSource
-from amofs.config import Settings, UsageError, runtime_dir, save_tokens
+from amofs.config import ProfileTokens, Settings, UsageError, runtime_dir, save_tokens
 from amofs.errors import AmoError, ApiError, AuthError, Blocked, Forbidden, NotFound, ProtocolError, Unavailable
 from amofs.filesystem import AmoFS
 from amofs.fuse_ops import Operations
@@ -210,6 +210,7 @@ def _auth(settings: Settings) -> TokenSource:
             settings.token or "",
             settings.refresh_token,
             save,
+            shared=ProfileTokens(profile, path),  # other mounts of this profile spend the same refresh token
         )
     if settings.token:
         return StaticToken(settings.token)

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -151,6 +151,20 @@ async def exchange_code(
     )
 
 
+class SharedTokens(Protocol):
+    """Where other processes keep the same token pair (config.ProfileTokens): ``load`` the pair saved now,
+    ``try_lock``/``unlock`` an exclusive lock held across one refresh."""
+
+    def load(self) -> tuple[str, str | None] | None: ...
+
+    def try_lock(self) -> bool: ...
+
+    def unlock(self) -> None: ...
+
+
+SHARED_LOCK_WAIT = 60.0  # seconds a refresh waits for another process's refresh before going ahead anyway
+
+
 class OAuthTokens:
     """OAuth 2.0 access + refresh token pair with single-flight refresh (a ``TokenSource``).
 
@@ -174,6 +188,7 @@ class OAuthTokens:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         now: Callable[[], float] = time.time,
+        shared: SharedTokens | None = None,
     ) -> None:
         self._account_url = account_url.rstrip("/")
         self._client_id = client_id
@@ -186,6 +201,7 @@ class OAuthTokens:
         self._timeout = timeout
         self._transport = transport
         self._now = now
+        self._shared = shared
         self._lock = trio.Lock()
         self._dead: AuthError | None = None
         self.refreshes = 0  # exchanges made (for tests and `amofs status`)
@@ -226,7 +242,32 @@ class OAuthTokens:
             return self._access
 
     async def _exchange(self) -> None:
-        """One refresh_token exchange; caller holds the lock."""
+        """One refresh, the caller holding the lock. With ``shared``, under the other processes' lock too: a
+        pair saved by another process since ours was read is taken as it is (its refresh token replaced ours,
+        which is spent) instead of being exchanged again."""
+        if self._shared is None:
+            return await self._exchange_now()
+        shared = self._shared
+        with trio.move_on_after(SHARED_LOCK_WAIT) as waited:
+            while not await trio.to_thread.run_sync(shared.try_lock):
+                await trio.sleep(0.05)
+        if waited.cancelled_caught:
+            log.warning(
+                "another amofs process has held the token refresh lock for %.0f s; refreshing anyway", SHARED_LOCK_WAIT
+            )
+        try:
+            saved = await trio.to_thread.run_sync(shared.load)
+            if saved is not None and saved[1] is not None and saved[1] != self._refresh:
+                log.info("another amofs process refreshed the OAuth tokens; using the pair it saved")
+                self._access, self._refresh = saved
+                if not self._due(self._access):
+                    return
+            await self._exchange_now()
+        finally:
+            shared.unlock()
+
+    async def _exchange_now(self) -> None:
+        """One refresh_token exchange."""
         assert self._refresh is not None
         self.refreshes += 1
         try:

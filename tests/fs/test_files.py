@@ -329,7 +329,8 @@ async def test_bytes_a_killed_run_left_in_the_spool_are_kept(fs: AmoFS, tmp_path
     await killed.start()
     await P(killed).write("files/.doc.txt.Zz99Yy", b"never sent")
     assert [f.read_bytes() for f in killed.dirs.spool.iterdir()] == [b"never sent"]
-    # ... killed here: no close(). The next mount on the same cache dir:
+    # ... killed here: no close(); the kernel drops a dead process's lock on the cache dir. The next mount:
+    killed.dirs.release()
     survivor = AmoFS(fs.client, cache_dir=tmp_path / "killed")
     await survivor.start()
     assert [f.read_bytes() for f in survivor.recovered] == [b"never sent"]
@@ -369,3 +370,23 @@ async def test_write_only_handles_bypass_the_kernel_page_cache(emulator: Any, fs
     assert not (await fs.open(ino, os.O_RDONLY)).direct_io
     for o in (created, rdwr):
         await fs.release(o.fh)
+
+
+async def test_a_second_mount_on_a_cache_dir_in_use_is_refused_and_steals_nothing(fs: AmoFS, tmp_path: Any) -> None:
+    """Two mounts of one profile share its default cache dir. The second must not take the first one's
+    spool files for a killed run's leftovers (moving bytes still being written to failed/), nor overwrite
+    its index: it is refused with a line that says what to do."""
+    from amofs.config import UsageError
+
+    first = AmoFS(fs.client, cache_dir=tmp_path / "shared")
+    await first.start()
+    await P(first).write("files/.doc.txt.Zz99Yy", b"still being written")  # waits in the spool
+    second = AmoFS(fs.client, cache_dir=tmp_path / "shared")
+    with pytest.raises(UsageError, match=rf"in use by another amofs mount \(pid {os.getpid()}\).*--cache-dir"):
+        await second.start()
+    assert [f.read_bytes() for f in first.dirs.spool.iterdir()] == [b"still being written"]
+    assert not list(first.dirs.failed.iterdir())
+    await first.close()
+    third = AmoFS(fs.client, cache_dir=tmp_path / "shared")  # after an unmount the dir is free again
+    await third.start()
+    await third.close()

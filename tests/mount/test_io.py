@@ -130,3 +130,22 @@ def test_remount_with_a_refused_token_is_one_line(
     assert "Traceback" not in out
     errors = [line for line in out.splitlines() if line.startswith("amofs: error:")]
     assert len(errors) == 1 and "token" in errors[0], out
+
+
+def test_a_second_mount_of_the_same_account_and_cache_dir_is_refused(
+    emulator: Emulator, mnt: Path, mount_factory: MountFactory, tmp_path: Path
+) -> None:
+    """Mounting one profile twice (fstab and by hand, or two mount points) would share one cache dir: the
+    second mount says so in one line, and the first goes on serving."""
+    emulator.seed_file("a.txt", b"a", linked=())
+    first = mount_factory(emulator, mnt)
+    other = tmp_path / "mnt2"
+    other.mkdir()
+    second = mount_factory(emulator, other, wait=False)
+    assert second.proc.wait(timeout=60) != 0
+    out = second.output.read_text()
+    errors = [line for line in out.splitlines() if line.startswith("amofs: error:")]
+    assert len(errors) == 1 and "in use by another amofs mount" in errors[0] and "--cache-dir" in errors[0], out
+    assert "Traceback" not in out
+    assert ok("cat", first.p("files", "a.txt")) == b"a"
+    ok("ls", first.p("files"))

@@ -174,6 +174,55 @@ async def test_long_lived_tokens_never_refresh(emulator: Emulator) -> None:
         assert emulator.count(status=200) == 20
 
 
+def sharing(emu: Emulator, path: Path) -> OAuthTokens:
+    """What a mount of the profile in ``path`` makes (mount._auth): the pair read from the file, saved back to
+    it, and shared with every other process that mounts the same profile."""
+    from amofs.config import ProfileTokens, save_tokens
+
+    store = ProfileTokens(None, path)
+    pair = store.load()
+    assert pair is not None
+
+    def save(t: dict[str, Any]) -> None:
+        save_tokens(None, {"token": t["access_token"], "refresh_token": t["refresh_token"]}, path=path)
+
+    return OAuthTokens(emu.account_url, "cid", "cid-secret", REDIRECT, *pair, save, timeout=10, shared=store)
+
+
+async def test_two_mounts_of_one_profile_never_spend_the_same_refresh_token(emulator: Emulator, tmp_path: Path) -> None:
+    """Refresh tokens are single-use. A second process holding the same pair, once its access token is
+    refused, takes the pair the first one saved instead of spending the dead refresh token (401, mount lost)."""
+    oauth_client(emulator)
+    cfg = tmp_path / "config.toml"
+    write_profile(cfg, emulator, grant(emulator))
+    uuid = emulator.seed_file("a.txt", b"a")
+    first, second = sharing(emulator, cfg), sharing(emulator, cfg)
+    emulator.revoke_token(str(first._access))
+    emulator.reset_log()
+    async with client(emulator, first) as c:
+        await c.get_file(uuid)
+    async with client(emulator, second) as c:
+        await c.get_file(uuid)
+    assert emulator.count("POST", OAUTH) == 1
+    assert emulator.count(status=200) >= 3  # the exchange and both reads
+    assert file_mode(cfg.with_name("config.toml.refresh-lock")) == 0o600
+
+
+async def test_simultaneous_refreshes_of_one_profile_make_one_exchange(emulator: Emulator, tmp_path: Path) -> None:
+    oauth_client(emulator)
+    cfg = tmp_path / "config.toml"
+    write_profile(cfg, emulator, grant(emulator))
+    uuid = emulator.seed_file("a.txt", b"a")
+    a, b = sharing(emulator, cfg), sharing(emulator, cfg)
+    emulator.revoke_token(str(a._access))
+    emulator.reset_log()
+    async with client(emulator, a) as ca, client(emulator, b) as cb, trio.open_nursery() as n:
+        for c in (ca, cb, ca, cb):
+            n.start_soon(c.get_file, uuid)
+    assert emulator.count("POST", OAUTH) == 1
+    assert emulator.count("GET", status=200) == 4
+
+
 # --- real mounts with an OAuth profile ----------------------------------------------------------------------------
 
 

@@ -129,6 +129,7 @@ MESSAGES = [
     "cannot reach ",
     "the authorization code was refused",
     "not readable by you (mounted by another user without --allow-other)",
+    "is in use by another amofs mount (pid ",
 ]
 
 
