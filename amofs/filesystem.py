@@ -62,6 +62,7 @@ RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 FILE_KINDS = ("file", "sfile")  # node kinds that stand for an account file ("sfile": seen through search/)
 STATS_TTL = 600.0  # seconds the quota shown by df is kept before the background task asks again
+SAVE_DELAY = 2.0  # seconds after a sync before the index is written: a listing's own ls (and the next) run alone
 STATS_DELAY = 5.0  # the first quota fetch waits this long after start, so it never delays the first ls
 MEMO_MAX = 32768  # attributes kept for reuse (about 300 bytes each): a warm `ls -l` of a folder this size builds none
 READDIR_BATCH = 256  # entries answered per readdir call (Linux 6.x takes ~256 short names per READDIRPLUS)
@@ -87,7 +88,7 @@ class Attr:
     atime_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a warm `ls -l` makes one per file, and frozen costs 3x to build
 class DirEntry:
     """One ``readdir`` row; ``next_id`` is the offset the kernel passes back to continue after it."""
 
@@ -179,8 +180,6 @@ class AmoFS:
         self.invalidate_entry: Callable[[int, str], None] = lambda parent, name: None
         self._started_ns = time.time_ns()
         self._closed = trio.Event()
-        self._wake = trio.Event()  # run() goes round at once: closing, or the index wants saving
-        self.cache.index.on_save_wanted = lambda: self._wake.set()
         self._stats_cache: tuple[float, Any] | None = None
         self.recovered: list[Path] = []  # unsent bytes a killed previous run left, now under failed/
         self._local_mtime: dict[int, int] = {}  # inode → mtime set on a file not uploaded yet
@@ -213,11 +212,11 @@ class AmoFS:
             due = self._stats_cache is None or now - self._stats_cache[0] > STATS_TTL
             if due and now - started >= STATS_DELAY:
                 await self._fetch_stats()
-            if self.cache.index.save_wanted:  # after a sync: saved here, so the ls that waited for it doesn't
-                await self.cache.index.save()
+            idx = self.cache.index
+            if idx.save_wanted and now - idx.save_wanted_at >= SAVE_DELAY:
+                await idx.save()  # here, not on the path of the ls that waited for the sync
             with trio.move_on_after(1.0):
-                await self._wake.wait()
-            self._wake = trio.Event()
+                await self._closed.wait()
             await self._upload_due(trio.current_time())
             await self._poll_due()
 
@@ -241,7 +240,6 @@ class AmoFS:
         while self.uploader.in_flight:
             await trio.sleep(0.05)
         self._closed.set()
-        self._wake.set()
         await self.cache.index.save()
         for h in list(self._handles.values()):
             if h.reader is not None:

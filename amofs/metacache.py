@@ -115,12 +115,13 @@ class FileIndex:
         self._db_lock = trio.Lock()
         self._db_reset = False
         self.save_wanted = False  # a sync changed the index: the background task saves it (AmoFS.run)
-        self.on_save_wanted: Callable[[], None] = lambda: None
+        self.save_wanted_at = 0.0  # trio time of the first change not saved yet
 
     def want_save(self) -> None:
         """Ask for a save soon, off the path of whoever is waiting for the sync."""
-        self.save_wanted = True
-        self.on_save_wanted()
+        if not self.save_wanted:
+            self.save_wanted = True
+            self.save_wanted_at = trio.current_time()
 
     def fresh(self, now: float | None = None) -> bool:
         return (trio.current_time() if now is None else now) - self.checked < self.ttl
