@@ -281,6 +281,8 @@ class Store:
         for d in (data_dir, self.blob_dir, self.spool_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._writes = 0  # committed write transactions: what the ordered ids below were taken at
+        self._order: dict[int, tuple[int, list[int]]] = {}  # trashed → (writes, ids newest first)
         self._db = sqlite3.connect(
             data_dir / "state.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
         )
@@ -318,6 +320,7 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._writes += 1
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
         with self._lock:
@@ -530,8 +533,27 @@ class Store:
             one_of("created_by", flt.created_by)
         if flt.updated_by is not None:
             one_of("updated_by", flt.updated_by)
+        if flt == FileFilter(deleted=flt.deleted):
+            return self._plain_page(int(flt.deleted), limit, offset)
         sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ? OFFSET ?"
         return [_file(r) for r in self._all(sql, [*args, limit, offset])]
+
+    def _plain_page(self, trashed: int, limit: int, offset: int) -> list[FileRow]:
+        """A page of the unfiltered list: the same rows as ``LIMIT ? OFFSET ?``, from the ids in order, kept
+        until the next write. SQLite steps over every skipped row, which made the last pages of a
+        100,000-file account 2.5x slower than the first: the emulator, not the client, set the pace."""
+        with self._lock:
+            kept = self._order.get(trashed)
+            if kept is None or kept[0] != self._writes:
+                ids = [
+                    r[0] for r in self._db.execute("SELECT id FROM files WHERE trashed=? ORDER BY id DESC", (trashed,))
+                ]
+                kept = self._order[trashed] = (self._writes, ids)
+            page = kept[1][offset : offset + limit]
+            if not page:
+                return []
+            sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN ({','.join('?' * len(page))}) ORDER BY id DESC"
+            return [_file(r) for r in self._db.execute(sql, page).fetchall()]
 
     def seed(self, items: Sequence[SeedItem], user_id: int) -> list[str]:
         """Insert files directly (one transaction); missing linked entities are created."""

@@ -50,6 +50,22 @@ def test_paging_with_next_links(http: Any) -> None:
     assert http.drive("GET", "/v1.0/files?limit=5&page=4").status_code == 204
 
 
+def test_plain_pages_are_offset_pages_and_shift_after_a_deletion(http: Any) -> None:
+    """The unfiltered list pages by offset (kept in memory between writes, for speed): a file deleted
+    between two pages moves the next page's first file onto the page already read, as offset paging does."""
+    uuids = list(reversed(http.emu.seed_many([(f"f{i:03}.txt", b"x") for i in range(12)])))  # newest first
+
+    def page(n: int) -> list[str]:
+        return [f["uuid"] for f in http.drive("GET", f"/v1.0/files?limit=5&page={n}").json()["_embedded"]["files"]]
+
+    assert page(1) == uuids[:5] and page(2) == uuids[5:10] and page(3) == uuids[10:]
+    r = http.drive("DELETE", "/v1.0/files", json=[{"uuid": uuids[0]}])
+    assert r.status_code == 204
+    assert page(2) == uuids[6:11]  # uuids[5] shifted onto page 1
+    trashed = http.drive("GET", "/v1.0/files?filter%5Bdeleted%5D=1").json()["_embedded"]["files"]
+    assert [f["uuid"] for f in trashed] == [uuids[0]]
+
+
 def test_limit_bounds(emulator_factory: Any, http_for: Any) -> None:
     emu = emulator_factory(max_page_size=10)
     http = http_for(emu)
