@@ -935,6 +935,17 @@ class AmoFS:
         elif ent_src is not None and self._is_gtrash_files(dst_dir):
             await self.client.unlink_files(ent_src[0], ent_src[1], [str(src[1])])  # as rm there does
             self._list_remove(src_dir, str(src[1]))
+        elif ent_src is not None and ent_src == ent_dst:
+            # within one entity folder: the file has one name everywhere, so this renames the file itself
+            # (`sed -i` there renames its temp file onto the one it edits)
+            uuid = str(src[1])
+            self._list_remove(src_dir, uuid)
+            try:
+                await self._rename_file(uuid, new_name, dst)
+            finally:
+                m = self.cache.index.models.get(uuid)
+                if m is not None and not m.is_trashed:
+                    self._list_add(src_dir, m)
         elif ent_dst is not None and (src_dir == views.FILES or ent_src is not None):
             m = await self._model(str(src[1]))
             await self.client.link_files(ent_dst[0], ent_dst[1], [m.uuid])
@@ -954,7 +965,13 @@ class AmoFS:
         if (dst is not None and dst != src) or src[0] == "version":
             # the kernel now believes src's inode sits at the new name; here the name still belongs to the
             # target's file (mv over a file, a restore beside a live one) or to the promoted version's file
-            if dst is not None and dst[0] == "file" and dst_dir == views.FILES and src_dir != views.TRASH:
+            same_entity = ent_src is not None and ent_src == ent_dst
+            if (
+                dst is not None
+                and dst[0] == "file"
+                and (dst_dir == views.FILES or same_entity)
+                and src_dir != views.TRASH
+            ):
                 # that file now holds the moved bytes: the inode the kernel holds there stands for it at once
                 # (the invalidation below is asynchronous and may wait behind a slow request)
                 self.inodes.rekey(src_ino, dst)

@@ -52,8 +52,11 @@ DEFAULT_LOCAL_PATTERNS: tuple[str, ...] = (
 )
 
 # Temp names of tools that write a temp file and rename it over the target: rsync (.NAME.XXXXXX),
-# GIO (.goutputstream-XXXXXX), and the common "*.tmp"/"*.part" of download managers and editors.
-_RENAME_TEMP = re.compile(r"^\..+\.[A-Za-z0-9]{6}$|^\.goutputstream-[A-Za-z0-9]+$|.+\.(tmp|part|crdownload)$")
+# GIO (.goutputstream-XXXXXX), `sed -i` (sedXXXXXX), `perl -i` (XXXXXXXX, mkstemp fills the last six), and
+# the common "*.tmp"/"*.part" of download managers and editors.
+_RENAME_TEMP = re.compile(
+    r"^\..+\.[A-Za-z0-9]{6}$|^\.goutputstream-[A-Za-z0-9]+$|^(sed|XX)[A-Za-z0-9]{6}$|.+\.(tmp|part|crdownload)$"
+)
 
 
 def escape(name: str) -> str:

@@ -375,6 +375,39 @@ def test_gio_copy_into_a_lead_uploads_and_links(emulator: Emulator, fresh: Mount
     assert ls(fresh.p("leads", "56")) == ["photo.jpg"]
 
 
+def test_mv_within_a_lead_renames_the_file(emulator: Emulator, fresh: Mount) -> None:
+    emulator.add_entity("leads", 12, "Сделка")
+    uuid = emulator.seed_file("draft.txt", b"text", linked=(("leads", 12),))
+    assert ls(fresh.p("leads", "12")) == ["draft.txt"]
+    ok("mv", fresh.p("leads", "12", "draft.txt"), fresh.p("leads", "12", "final.txt"))
+    f = emulator.file(uuid)
+    assert shown(f) == "final.txt" and f["is_trashed"] is False
+    assert emulator.links("leads", 12) == [uuid]
+    assert ls(fresh.p("leads", "12")) == ["final.txt"]
+    assert ls(fresh.p("files")) == ["final.txt"]
+    assert ok("cat", fresh.p("leads", "12", "final.txt")) == b"text"
+
+
+@pytest.mark.parametrize("folder", ["files", "leads/14"])
+@pytest.mark.parametrize("tool", ["sed", "perl"])
+def test_in_place_edits_make_a_new_version_and_leave_nothing_behind(
+    emulator: Emulator, fresh: Mount, folder: str, tool: str
+) -> None:
+    """`sed -i` and `perl -pi` write a temp file beside the original and rename it over it: the edit is a new
+    version of the same file (its links kept), and the temp name never reaches the account, trash included."""
+    emulator.add_entity("leads", 14, "Сделка")
+    uuid = emulator.seed_file("prices.csv", b"a,b\nc,d\n", linked=(("leads", 14),))
+    path = fresh.p(*folder.split("/"), "prices.csv")
+    cmd = ["sed", "-i", "s/,/;/"] if tool == "sed" else ["perl", "-pi", "-e", "s/,/;/"]
+    ok(*cmd, path)
+    assert ok("cat", path) == b"a;b\nc;d\n"
+    assert emulator.content(uuid) == b"a;b\nc;d\n"
+    assert [f["uuid"] for f in emulator.files(trashed=None)] == [uuid]  # nothing else, live or trashed
+    assert emulator.links("leads", 14) == [uuid]
+    assert ls(fresh.p("leads", "14")) == ["prices.csv"] and ls(fresh.p("files")) == ["prices.csv"]
+    assert ls(fresh.p("trash")) == []
+
+
 def test_rm_in_a_lead_unlinks_only(emulator: Emulator, fresh: Mount) -> None:
     emulator.add_entity("leads", 9, "Сделка")
     emulator.add_entity("contacts", 10, "Иван")
