@@ -485,8 +485,16 @@ def _wait_ready(fd: int, pid: int) -> int:
 # --- amofs umount -----------------------------------------------------------------------------------------
 
 
-def unmount(path: str | os.PathLike[str], *, wait: float = 3600.0, notice_after: float = 2.0) -> None:
-    """``fusermount3 -u`` an amofs mount, then wait until its process has finished (uploads included)."""
+def unmount(
+    path: str | os.PathLike[str],
+    *,
+    wait: float = 3600.0,
+    notice_after: float = 2.0,
+    uploads_under_way: Callable[[Path], bool] = lambda p: False,
+) -> None:
+    """``fusermount3 -u`` an amofs mount, then wait until its process has finished (uploads included).
+    ``uploads_under_way(mountpoint)`` (the CLI reads the mount's status) lets a mount kept busy by a writer
+    still in ``close()`` be unmounted once that upload is done."""
     p = absolute(path)
     entry = find_mount(p)
     if entry is None:
@@ -497,15 +505,41 @@ def unmount(path: str | os.PathLike[str], *, wait: float = 3600.0, notice_after:
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is None:
         raise UsageError("fusermount3 not found (install the fuse3 package)")
+    why = _fusermount_u(tool, p)
+    if why is not None and "busy" in why.lower() and uploads_under_way(p):
+        # a `cp` still in close(): its upload is what keeps the mount busy. Wait for the uploads, as this
+        # command promises, then for the writer to let go of the file (a moment after its close returned)
+        print("amofs: waiting for the uploads under way to finish before unmounting", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + wait
+        idle_since: float | None = None
+        for _ in _polls(deadline):
+            if uploads_under_way(p):
+                idle_since = None
+                continue
+            why = _fusermount_u(tool, p)
+            if why is None or "busy" not in why.lower():
+                break
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > BUSY_GRACE:
+                break  # busy for another reason: a shell's cwd, an open file
+    if why is not None:
+        raise UsageError(f"cannot unmount {p}: {why}")
+    if pid is not None:
+        _wait_gone(pid, wait, notice_after)
+
+
+BUSY_GRACE = 3.0  # seconds a mount may stay busy after its uploads ended before `amofs umount` gives up
+
+
+def _fusermount_u(tool: str, p: Path) -> str | None:
+    """``fusermount3 -u``; None when it worked, else its last line of error."""
     try:
         res = subprocess.run([tool, "-u", str(p)], capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
         raise UsageError(f"{tool} -u {p} did not finish in 120 s") from None
-    if res.returncode != 0:
-        why = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise UsageError(f"cannot unmount {p}: {why}")
-    if pid is not None:
-        _wait_gone(pid, wait, notice_after)
+    if res.returncode == 0:
+        return None
+    return (res.stderr.strip().splitlines() or ["unknown error"])[-1]
 
 
 def _wait_gone(pid: int, wait: float, notice_after: float) -> None:

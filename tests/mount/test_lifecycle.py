@@ -177,6 +177,34 @@ def test_umount_of_a_busy_mount_fails_cleanly(emulator: Emulator, mnt: Path, mou
     assert m.proc.wait(timeout=30) == 0
 
 
+def test_umount_during_a_cp_in_waits_for_its_upload(
+    emulator: Emulator, mnt: Path, mount_factory: MountFactory, tmp_path: Path
+) -> None:
+    """README: start a large `cp` in the background, then `amofs umount`. The cp is still in close() (its
+    upload), which keeps the mount busy; umount waits for the upload, then unmounts, and the file is whole."""
+    m = mount_factory(emulator, mnt, "--rate", "4")  # 1 session + 8 parts: about 2 s
+    body = os.urandom(4 * 1024 * 1024)
+    (tmp_path / "big.bin").write_bytes(body)
+    cp = subprocess.Popen(["cp", str(tmp_path / "big.bin"), str(mnt / "files")], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while emulator.count("POST", "/v1.0/sessions") == 0:
+            assert time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.02)
+        res = amofs("umount", str(mnt))
+        assert res.returncode == 0, res.stderr
+        assert "waiting for the uploads" in res.stderr
+        assert cp.wait(timeout=60) == 0
+    finally:
+        if cp.poll() is None:
+            cp.kill()
+            cp.wait(timeout=10)
+    assert find_mount(mnt) is None
+    assert m.proc.wait(timeout=30) == 0
+    f = next(f for f in emulator.files() if f["name"] == "big")
+    assert emulator.content(f["uuid"]) == body
+
+
 # --- signals -----------------------------------------------------------------------------------------------
 
 
