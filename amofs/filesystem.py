@@ -1062,7 +1062,13 @@ class AmoFS:
             full = names.unescape(new_name)
             m = await self.client.rename_file(uuid, names.split(full)[0] if m.extension else full)
             self.cache.put(m)
-        # a name taken by a live file is never overwritten: the restored file took its collision name (put)
+        # a name taken by a live file is never overwritten: the restored file takes its collision name, in the
+        # account too, so every later listing (a remount, the web interface) shows the same two names
+        if dst is not None and dst[0] == "file" and dst != file_key(uuid):
+            plain = names.fit(names.shown(m.name, m.extension), m.extension, m.uuid)
+            full = names.unescape(names.with_suffix(plain, m.extension, m.uuid))
+            m = await self.client.rename_file(uuid, names.split(full)[0] if m.extension else full)
+            self.cache.put(m)
 
     async def _promote(self, src: Key, dst: Key | None) -> None:
         v = self.ctx.versions.get(str(src[1]))

@@ -174,6 +174,24 @@ def test_restore_onto_a_live_name_never_overwrites(emulator: Emulator, fresh: Mo
     assert ok("cat", fresh.p("files", collision)) == b"the trashed one"
 
 
+def test_a_restored_duplicate_keeps_its_names_after_a_remount(
+    emulator: Emulator, mnt: Path, mount_factory: MountFactory
+) -> None:
+    """The restored file is the older one; a fresh listing would give the plain name to the oldest. Its
+    collision name is given to it in the account, so a remount (or the web interface) shows the same names."""
+    old = emulator.seed_file("b.txt", b"older, trashed", trashed=True, created_at=1_600_000_000)
+    new = emulator.seed_file("b.txt", b"newer, live", created_at=1_700_000_000)
+    first = mount_factory(emulator, mnt, "--cache-ttl", "60")
+    ok("mv", first.p("trash", "b.txt"), first.p("files", "b.txt"))
+    collision = f"b ({suffix(old)}).txt"
+    assert ls(first.p("files")) == sorted(["b.txt", collision])
+    assert shown(emulator.file(old)) == collision and shown(emulator.file(new)) == "b.txt"
+    first.unmount()
+    again = mount_factory(emulator, mnt, "--cache-ttl", "60")
+    assert ok("cat", again.p("files", "b.txt")) == b"newer, live"
+    assert ok("cat", again.p("files", collision)) == b"older, trashed"
+
+
 # --- versions/ -----------------------------------------------------------------------------------------------
 
 
