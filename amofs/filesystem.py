@@ -377,6 +377,8 @@ class AmoFS:
                 self._local_mtime[ino] = mtime_ns  # kept with the version its upload will make
             elif key[0] == "sfile":
                 raise ReadOnly("search results are read-only")
+            elif key[0] == "version":
+                raise ReadOnly("versions are read-only")
             elif key[0] == "file":
                 m = await self._model(str(key[1]))
                 self.cache.index.set_mtime(m.uuid, m.version_uuid, mtime_ns)

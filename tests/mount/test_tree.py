@@ -281,6 +281,7 @@ def test_writing_into_versions_is_erofs(acct: Acct, tmp_path: Path) -> None:
     fails(sh("sh", "-c", f"echo more >> '{d / 'v001-contract.docx'}'"), "Read-only file system")
     fails(sh("rm", "-f", d / "v002-contract.docx"), "Read-only file system")
     fails(sh("touch", acct.p("versions", "loose.txt")), "Read-only file system")
+    fails(sh("touch", "-d", "2001-01-01", d / "v001-contract.docx"), "Read-only file system")
     fails(sh("mv", acct.p("files", "other.txt"), d / "other.txt"), "Read-only file system")
     assert pyerr("open(sys.argv[2], 'r+b')", d / "v001-contract.docx") == "EROFS"
     assert len(acct.emu.files(trashed=None)) == before
