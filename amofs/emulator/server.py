@@ -63,7 +63,8 @@ class Emulator:
         self._ports = {"account": port, "drive": drive_port, "upload": 0, "storage": 0}
         self._store = Store(self.data_dir)
         secret = self._store.meta("secret", make=secrets.token_hex(32))
-        token = self.options.token or self._store.meta("main_token", make=secrets.token_urlsafe(32))
+        # "emu-" first: a token beginning with "-" (1 in 64 of token_urlsafe's) reads as an option on a command line
+        token = self.options.token or self._store.meta("main_token", make="emu-" + secrets.token_urlsafe(32))
         assert secret is not None and token is not None
         self.token: str = token
         self._store.add_token(token, ALL_SCOPES, self.options.user_id)

@@ -204,3 +204,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         [sys.executable, "-m", "amofs.emulator", "--rate-limit", "fast"], capture_output=True, text=True, timeout=20
     )
     assert bad.returncode == 2 and "rate_limit" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_generated_token_never_reads_as_an_option(emulator_factory: Any) -> None:
+    """`amofs mount --token TOKEN` with a token beginning with "-" fails in argparse (it was 1 run in 64)."""
+    assert emulator_factory().token.startswith("emu-")
