@@ -182,7 +182,7 @@ def test_umount_during_a_cp_in_waits_for_its_upload(
 ) -> None:
     """README: start a large `cp` in the background, then `amofs umount`. The cp is still in close() (its
     upload), which keeps the mount busy; umount waits for the upload, then unmounts, and the file is whole."""
-    m = mount_factory(emulator, mnt, "--rate", "4")  # 1 session + 8 parts: about 2 s
+    m = mount_factory(emulator, mnt, "--rate", "2")  # 1 session + 8 parts: about 4 s
     body = os.urandom(4 * 1024 * 1024)
     (tmp_path / "big.bin").write_bytes(body)
     cp = subprocess.Popen(["cp", str(tmp_path / "big.bin"), str(mnt / "files")], stderr=subprocess.PIPE)
