@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,10 @@ class Handle:
     snapshot: bytes | None = None  # a control file's content, taken at open
 
 
+async def _no_invalidation(ino: int) -> None:
+    return None
+
+
 def _write_only(flags: int) -> bool:
     return flags & os.O_ACCMODE == os.O_WRONLY
 
@@ -178,6 +182,8 @@ class AmoFS:
         self._failed_new: dict[int, tuple[Key, str]] = {}  # new files whose upload failed → (folder, name)
         #: tells the kernel to forget a name it holds wrongly (set by the FUSE adapter; a no-op without one)
         self.invalidate_entry: Callable[[int, str], None] = lambda parent, name: None
+        #: makes the kernel forget an inode's attributes (set by the FUSE adapter; never from a handler)
+        self.invalidate_attrs: Callable[[int], Awaitable[None]] = _no_invalidation
         self._started_ns = time.time_ns()
         self._closed = trio.Event()
         self._stats_cache: tuple[float, Any] | None = None
@@ -219,6 +225,7 @@ class AmoFS:
                 await self._closed.wait()
             await self._upload_due(trio.current_time())
             await self._poll_due()
+            await self._forget_changed()
 
     async def _poll_due(self) -> None:
         """With --poll-interval: sync the index in the background, so changes made elsewhere show up."""
@@ -230,6 +237,27 @@ class AmoFS:
                 await views.refresh(self.ctx, force=True)
             except AmoError as e:
                 log.warning("background refresh failed: %s", e)
+            await self._forget_changed()
+
+    async def _forget_changed(self) -> None:
+        """Files whose name, size or bytes changed (elsewhere, found by a sync): no request of the kernel's about
+        them brought the news, so it still holds their old size (a read of a longer new version would stop at
+        it) and names (a file deleted elsewhere would still open). Make it forget them; run() does this every
+        second and after each poll."""
+        idx = self.cache.index
+        changed, idx.changed = idx.changed, {}
+        files_ino = self.inodes.find(views.FILES)
+        for uuid, old_name in changed.items():
+            ino = self.inodes.find(file_key(uuid))
+            if ino is None:
+                continue  # never shown to the kernel
+            new_name = idx.files.by_key.get(file_key(uuid)) if idx.files is not None else None
+            if old_name is not None and old_name != new_name and files_ino is not None:
+                self.invalidate_entry(files_ino, old_name)
+            self.cache.drop_listing(("dir", "versions", uuid))
+            await self.invalidate_attrs(ino)
+        if changed:
+            self.cache.drop_listing(views.VERSIONS)
 
     async def close(self) -> None:
         """Upload what waits, then stop ``run``. Every upload in flight finishes first."""

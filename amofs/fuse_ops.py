@@ -12,6 +12,7 @@ encode), or let any exception other than ``FUSEError`` escape a handler: pyfuse3
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -74,12 +75,20 @@ class Operations(pyfuse3.Operations):
         self.gid = gid
         self.umask = umask
         fs.invalidate_entry = self.invalidate_entry
+        fs.invalidate_attrs = self.invalidate_attrs
         self._entries: dict[int, tuple[Attr, pyfuse3.EntryAttributes]] = {}
         #: set while pyfuse3 answers the kernel's INIT; the answer is on its way once a waiting task runs
         self.initialized = trio.Event()
 
     def init(self) -> None:
         self.initialized.set()
+
+    @staticmethod
+    async def invalidate_attrs(inode: int) -> None:
+        """Make the kernel ask for an inode's attributes again (the size above all). In a worker thread: the
+        kernel may need a moment, and it must never wait on a handler of ours."""
+        with contextlib.suppress(OSError):  # the kernel has already forgotten it
+            await trio.to_thread.run_sync(pyfuse3.invalidate_inode, inode, True)
 
     @staticmethod
     def invalidate_entry(parent_inode: int, name: str) -> None:

@@ -94,6 +94,17 @@ class Listing:
         return name
 
 
+def _differs(a: FileModel, b: FileModel) -> bool:
+    """Whether what the kernel may hold of a file (its name, size, bytes, place) differs between two models."""
+    return (a.version_uuid, a.size, a.name, a.extension, a.is_trashed) != (
+        b.version_uuid,
+        b.size,
+        b.name,
+        b.extension,
+        b.is_trashed,
+    )
+
+
 class FileIndex:
     def __init__(self, ttl: float, db: Path | None = None, account: str = "") -> None:
         self.ttl = ttl
@@ -115,6 +126,9 @@ class FileIndex:
         self._db_lock = trio.Lock()
         self._db_reset = False
         self.save_wanted = False  # a sync changed the index: the background task saves it (AmoFS.run)
+        # files whose name, size, bytes or place changed since the mount last looked → their name in files/
+        # before, so that it can make the kernel forget what it holds of them (AmoFS._forget_changed)
+        self.changed: dict[str, str | None] = {}
         self.save_wanted_at = 0.0  # trio time of the first change not saved yet
 
     def want_save(self) -> None:
@@ -147,6 +161,9 @@ class FileIndex:
     # --- updates ------------------------------------------------------------------------------------------
     def put(self, m: FileModel) -> None:
         """Believe ``m``: it joins (or moves between) files/ and trash/ at once."""
+        old = self.models.get(m.uuid)
+        if old is not None and _differs(old, m):
+            self._record(m.uuid)
         self.models[m.uuid] = m
         self._dirty.add(m.uuid)
         self._seen[m.uuid] = trio.current_time()
@@ -156,6 +173,11 @@ class FileIndex:
             there.remove(key)
         if here is not None:
             here.place(m)
+
+    def _record(self, uuid: str) -> None:
+        """Note a file changed by someone else, with the name it had in files/ (see ``changed``)."""
+        if uuid not in self.changed:
+            self.changed[uuid] = self.files.by_key.get(file_key(uuid)) if self.files is not None else None
 
     def set_mtime(self, uuid: str, version_uuid: str, mtime_ns: int) -> None:
         self.mtimes[uuid] = (version_uuid, mtime_ns)
@@ -190,6 +212,8 @@ class FileIndex:
             self.trash = lst
             if self.files is not None:
                 for m in models:
+                    if file_key(m.uuid) in self.files.by_key:
+                        self._record(m.uuid)  # deleted elsewhere
                     self.files.remove(file_key(m.uuid))
         else:
             self.files = lst

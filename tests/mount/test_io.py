@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,3 +150,27 @@ def test_a_second_mount_of_the_same_account_and_cache_dir_is_refused(
     assert "Traceback" not in out
     assert ok("cat", first.p("files", "a.txt")) == b"a"
     ok("ls", first.p("files"))
+
+
+def test_a_poll_makes_the_kernel_forget_files_changed_elsewhere(
+    emulator: Emulator, mnt: Path, mount_factory: MountFactory
+) -> None:
+    """With --poll-interval, news of a change made elsewhere comes from the background poll, not from a kernel
+    request, so the kernel still held the old size (a longer new version was read cut to it) and the names
+    (a file deleted elsewhere still opened, minutes later). Found by a new user's trial."""
+    import httpx
+
+    grows = emulator.seed_file("grows.txt", b"short", linked=())
+    goes = emulator.seed_file("goes.txt", b"bye", linked=())
+    m = mount_factory(emulator, mnt, "--cache-ttl", "300", "--poll-interval", "1")
+    assert ok("cat", m.p("files", "grows.txt")) == b"short"
+    assert ok("cat", m.p("files", "goes.txt")) == b"bye"
+    longer = b"a much longer second version"
+    emulator.add_version(grows, "grows.txt", longer)
+    with httpx.Client(timeout=10) as web:
+        h = {"Authorization": f"Bearer {emulator.token}"}
+        web.request("DELETE", f"{emulator.drive_url}/v1.0/files", json=[{"uuid": goes}], headers=h).raise_for_status()
+    time.sleep(2.5)  # the poll (every second) sees both; nothing of the kernel's asks meanwhile
+    assert ok("cat", m.p("files", "grows.txt")) == longer
+    assert os.stat(m.p("files", "grows.txt")).st_size == len(longer)
+    assert not os.path.exists(m.p("files", "goes.txt"))
