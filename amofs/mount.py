@@ -109,8 +109,20 @@ def check_mountpoint(path: str | os.PathLike[str]) -> Path:
     if not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"mount point {p} is not a directory")
     if find_mount(p) is not None:
+        if _dead_connection(p):  # the kernel answered stat from its cache; statfs always asks the process
+            raise UsageError(
+                f"{p} is a stale FUSE mount (its process has ended); clear it with: fusermount3 -uz {p}"
+            )
         raise UsageError(f"{p} is already mounted (unmount it first: amofs umount {p})")
     return p
+
+
+def _dead_connection(p: Path) -> bool:
+    try:
+        os.statvfs(p)
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+    return False
 
 
 def check_fuse(device: str = "/dev/fuse") -> None:

@@ -125,8 +125,12 @@ def test_already_mounted(emulator: Emulator, mnt: Path, mount_factory: MountFact
     assert "already mounted" in error_line(res.stderr)
 
 
-def test_stale_mount_is_explained(emulator: Emulator, mnt: Path, mount_factory: MountFactory) -> None:
+@pytest.mark.parametrize("used", [False, True], ids=["fresh", "used"])
+def test_stale_mount_is_explained(emulator: Emulator, mnt: Path, mount_factory: MountFactory, used: bool) -> None:
     m = mount_factory(emulator, mnt)
+    if used:  # the kernel then answers stat of the mount point from its cache, even after the process died
+        os.listdir(mnt / "files")
+        os.stat(mnt)
     m.proc.kill()
     m.proc.wait(timeout=10)
     try:
