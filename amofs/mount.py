@@ -110,9 +110,7 @@ def check_mountpoint(path: str | os.PathLike[str]) -> Path:
         raise UsageError(f"mount point {p} is not a directory")
     if find_mount(p) is not None:
         if _dead_connection(p):  # the kernel answered stat from its cache; statfs always asks the process
-            raise UsageError(
-                f"{p} is a stale FUSE mount (its process has ended); clear it with: fusermount3 -uz {p}"
-            )
+            raise UsageError(f"{p} is a stale FUSE mount (its process has ended); clear it with: fusermount3 -uz {p}")
         raise UsageError(f"{p} is already mounted (unmount it first: amofs umount {p})")
     return p
 
