@@ -479,7 +479,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 1 if any(r.error for r in reports) else 0
     try:
         while True:
-            if not args.json:
+            if not args.json and sys.stdout.isatty():  # into a pipe or a file: one report after another
                 print("\033[H\033[2J", end="")
             show(reports)
             time.sleep(max(args.watch, 0.2))

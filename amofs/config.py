@@ -580,7 +580,11 @@ def _dump_toml(data: Mapping[str, Any]) -> str:
         if head and (scalars or not tables):
             lines.append("")
             lines.append("[" + ".".join(_toml_key(k) for k in head) + "]")
-        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items())
+        # a umask reads as octal (0o027), as it was written; 23 would be the same number, and puzzling
+        lines.extend(
+            f"{_toml_key(k)} = {f'0o{v:03o}' if k == 'umask' and type(v) is int else _toml_value(v)}"
+            for k, v in scalars.items()
+        )
         for k, v in tables.items():
             table([*head, k], v)
 

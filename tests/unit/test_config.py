@@ -279,6 +279,13 @@ def test_save_profile_creates_the_first_profile_as_default(tmp_path: Path) -> No
     assert s.profile == "crm" and s.token == "t"
 
 
+def test_a_saved_umask_reads_as_octal_and_keeps_its_value(tmp_path: Path) -> None:
+    path = save_profile("crm", {"account_url": "https://crm.amocrm.ru", "umask": 0o027})
+    assert "umask = 0o027" in path.read_text()
+    assert tomllib.loads(path.read_text())["profiles"]["crm"]["umask"] == 0o027
+    assert load_settings({}).umask == 0o027
+
+
 def test_save_profile_adds_a_profile_and_keeps_the_default(tmp_path: Path) -> None:
     write_config(tmp_path, CONFIG)
     path = save_profile("new", {"account_url": "https://new.amocrm.ru", "cache_dir": tmp_path / "c"})

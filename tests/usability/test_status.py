@@ -179,3 +179,19 @@ def test_status_of_a_stale_mount(emulator: Emulator, mnt: Path, tmp_path: Path) 
     res = amofs("status", str(mnt))
     assert res.returncode == 1 and "is not mounted" in res.stderr
     assert time.monotonic() - start < 10
+
+
+def test_watch_into_a_pipe_writes_no_screen_clearing_codes() -> None:
+    """`amofs status --watch > file` (or `| tee`) gets one report after another, not terminal escapes."""
+    import subprocess
+
+    from mounthelpers import AMOFS
+
+    proc = subprocess.Popen([*AMOFS, "status", "--watch", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert out.count(b"\n") >= 2  # several reports came out
+    assert b"\x1b[" not in out
