@@ -219,7 +219,7 @@ class AmoFS:
             if due and now - started >= STATS_DELAY:
                 await self._fetch_stats()
             idx = self.cache.index
-            if idx.save_wanted and now - idx.save_wanted_at >= SAVE_DELAY:
+            if idx.save_wanted_at is not None and now - idx.save_wanted_at >= SAVE_DELAY:
                 await idx.save()  # here, not on the path of the ls that waited for the sync
             with trio.move_on_after(1.0):
                 await self._closed.wait()
@@ -237,13 +237,12 @@ class AmoFS:
                 await views.refresh(self.ctx, force=True)
             except AmoError as e:
                 log.warning("background refresh failed: %s", e)
-            await self._forget_changed()
 
     async def _forget_changed(self) -> None:
         """Files whose name, size or bytes changed (elsewhere, found by a sync): no request of the kernel's about
         them brought the news, so it still holds their old size (a read of a longer new version would stop at
         it) and names (a file deleted elsewhere would still open). Make it forget them; run() does this every
-        second and after each poll."""
+        second, right after any poll."""
         idx = self.cache.index
         changed, idx.changed = idx.changed, {}
         files_ino = self.inodes.find(views.FILES)
@@ -327,22 +326,20 @@ class AmoFS:
 
     def _model_attr(self, ino: int, m: FileModel) -> Attr:
         lf = self._local.get(ino)
-        if lf is not None:
-            if lf.loaded:
-                return self._local_attr(ino, lf)
-            mt, ct = self.cache.index.mtime_ns(m), _ns(m.created_at)
-            return Attr(ino, False, lf.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
+        if lf is not None and lf.loaded:
+            return self._local_attr(ino, lf)
         # the same model (models are immutable, replaced on change) and the same kept mtime give the same
         # attributes: a warm `ls -l` of thousands of files reuses them instead of building each again
         kept = self.cache.index.mtimes.get(m.uuid)
         memo = self._attr_memo.get(ino)
-        if memo is not None and memo[0] is m and memo[1] is kept:
+        if lf is None and memo is not None and memo[0] is m and memo[1] is kept:
             return memo[2]
         mt, ct = self.cache.index.mtime_ns(m), _ns(m.created_at)
-        a = Attr(ino, False, m.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
-        if len(self._attr_memo) >= MEMO_MAX:
-            self._attr_memo.clear()  # bounded: a folder larger than this simply rebuilds them
-        self._attr_memo[ino] = (m, kept, a)
+        a = Attr(ino, False, lf.size if lf else m.size, 0o444 if m.is_trashed else 0o644, 1, mt, ct, mt)
+        if lf is None:  # a file being written changes size under the same model: never kept
+            if len(self._attr_memo) >= MEMO_MAX:
+                self._attr_memo.clear()  # bounded: a folder larger than this simply rebuilds them
+            self._attr_memo[ino] = (m, kept, a)
         return a
 
     def _attr_now(self, ino: int, key: Key, now: float | None = None) -> Attr | None:
@@ -1088,15 +1085,16 @@ class AmoFS:
         self.cache.drop_listing(views.VERSIONS)
         for folder in [k for k in self.cache.listings if views.entity_of(k)]:
             self.cache.drop_listing(folder)  # its kept links show it in entity folders again
+        shown_name: str | None = None  # the name it must take in the account, when not its own
         if dst is None and new_name != names.shown(m.name, m.extension):
-            full = names.unescape(new_name)
-            m = await self.client.rename_file(uuid, names.split(full)[0] if m.extension else full)
-            self.cache.put(m)
-        # a name taken by a live file is never overwritten: the restored file takes its collision name, in the
-        # account too, so every later listing (a remount, the web interface) shows the same two names
-        if dst is not None and dst[0] == "file" and dst != file_key(uuid):
+            shown_name = new_name
+        elif dst is not None and dst[0] == "file" and dst != file_key(uuid):
+            # a name taken by a live file is never overwritten: the restored file takes its collision name, in
+            # the account too, so every later listing (a remount, the web interface) shows the same two names
             plain = names.fit(names.shown(m.name, m.extension), m.extension, m.uuid)
-            full = names.unescape(names.with_suffix(plain, m.extension, m.uuid))
+            shown_name = names.with_suffix(plain, m.extension, m.uuid)
+        if shown_name is not None:
+            full = names.unescape(shown_name)
             m = await self.client.rename_file(uuid, names.split(full)[0] if m.extension else full)
             self.cache.put(m)
 

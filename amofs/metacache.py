@@ -125,16 +125,20 @@ class FileIndex:
         self._mtimes_dirty: set[str] = set()
         self._db_lock = trio.Lock()
         self._db_reset = False
-        self.save_wanted = False  # a sync changed the index: the background task saves it (AmoFS.run)
         # files whose name, size, bytes or place changed since the mount last looked → their name in files/
         # before, so that it can make the kernel forget what it holds of them (AmoFS._forget_changed)
         self.changed: dict[str, str | None] = {}
-        self.save_wanted_at = 0.0  # trio time of the first change not saved yet
+        # a sync changed the index: trio time of the first change not saved yet; the background task saves it
+        # (AmoFS.run). None: nothing to save.
+        self.save_wanted_at: float | None = None
+
+    @property
+    def save_wanted(self) -> bool:
+        return self.save_wanted_at is not None
 
     def want_save(self) -> None:
         """Ask for a save soon, off the path of whoever is waiting for the sync."""
-        if not self.save_wanted:
-            self.save_wanted = True
+        if self.save_wanted_at is None:
             self.save_wanted_at = trio.current_time()
 
     def fresh(self, now: float | None = None) -> bool:
@@ -148,7 +152,7 @@ class FileIndex:
             return None
         if now is None:
             now = trio.current_time()
-        if now - self.checked < self.ttl:
+        if self.fresh(now):
             return m
         seen = self._seen.get(uuid)
         return m if seen is not None and now - seen < self.ttl else None
@@ -175,7 +179,8 @@ class FileIndex:
             here.place(m)
 
     def _record(self, uuid: str) -> None:
-        """Note a file changed by someone else, with the name it had in files/ (see ``changed``)."""
+        """Note a changed file with the name it had in files/ (see ``changed``). Changes made through the mount
+        are noted too: forgetting them costs the kernel one more getattr, and telling them apart would not."""
         if uuid not in self.changed:
             self.changed[uuid] = self.files.by_key.get(file_key(uuid)) if self.files is not None else None
 
@@ -301,7 +306,7 @@ class FileIndex:
         if self._db_path is None:
             return
         async with self._db_lock:
-            self.save_wanted = False
+            self.save_wanted_at = None
             dirty = list(self.models) if self._db_reset else list(self._dirty)
             self._dirty = set()
             # models are immutable: the thread may serialise these references while the loop goes on
