@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import math
 import os
@@ -364,6 +365,23 @@ def save_tokens(profile: str | None, tokens: Mapping[str, object], *, path: Path
     return save_profile(profile, fields, path=path)
 
 
+def try_flock(path: Path) -> int | None:
+    """An exclusive, non-blocking ``flock`` on ``path`` (created 0600): the open descriptor that holds it, or
+    None while another open file holds it. Closing the descriptor, or the process ending, releases it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _profile_name(profile: str | None, data: Mapping[str, Any]) -> str:
+    """The profile a read or write of the file means: the one named, else the file's default, else "default"."""
+    return profile or data.get("default") or "default"
+
+
 class ProfileTokens:
     """The token pair of one profile as saved in the config file, shared by every amofs process that mounts
     with it. amoCRM refresh tokens are single-use: two mounts of one profile must not both spend the same
@@ -378,7 +396,7 @@ class ProfileTokens:
 
     def load(self) -> tuple[str, str | None] | None:
         data = read_config(self._path)
-        name = self._profile or data.get("default") or "default"
+        name = _profile_name(self._profile, data)
         table = data.get("profiles", {}).get(name)
         if not isinstance(table, dict) or not isinstance(table.get("token", ""), str):
             return None
@@ -386,19 +404,10 @@ class ProfileTokens:
         return str(table.get("token", "")), refresh if isinstance(refresh, str) and refresh else None
 
     def try_lock(self) -> bool:
-        import fcntl
-
-        if self._fd is not None:
-            return True
-        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self._path.with_name(self._path.name + ".refresh-lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        if self._fd is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = try_flock(self._path.with_name(self._path.name + ".refresh-lock"))
+        return self._fd is not None
 
     def unlock(self) -> None:
         if self._fd is not None:
@@ -412,7 +421,7 @@ def save_profile(profile: str | None, values: Mapping[str, object], *, path: Pat
     profile written becomes the file's default. The file is rewritten atomically with mode 0600."""
     path = config_path() if path is None else path
     data = read_config(path)
-    name = profile or data.get("default") or "default"
+    name = _profile_name(profile, data)
     if not data.get("profiles"):
         data.setdefault("default", name)
     table = data.setdefault("profiles", {}).setdefault(name, {})

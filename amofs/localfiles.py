@@ -14,7 +14,7 @@ local ones made straight from the event loop (a rename, a stat); bulk copies are
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import itertools
 import logging
 import os
@@ -22,7 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
-from amofs.config import UsageError
+from amofs.config import UsageError, try_flock
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,15 @@ class CacheDir:
         ends (the kernel drops it with a killed process, so a crash never leaves the cache dir locked)."""
         if self._lock_fd is not None:
             return
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
+        fd = try_flock(self.root / "lock")
+        if fd is None:
+            owner = ""
+            with contextlib.suppress(OSError):
+                owner = (self.root / "lock").read_text(errors="replace").strip()
             raise UsageError(
-                f"the cache dir {self.root} is in use by another amofs mount (pid {owner}); "
+                f"the cache dir {self.root} is in use by another amofs mount (pid {owner or '?'}); "
                 "give this mount its own with --cache-dir"
-            ) from None
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
