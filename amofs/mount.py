@@ -102,17 +102,19 @@ def check_mountpoint(path: str | os.PathLike[str]) -> Path:
         raise UsageError(f"mount point {p} does not exist (create it with: mkdir -p {p})") from None
     except OSError as e:
         if e.errno == errno.ENOTCONN:
-            raise UsageError(
-                f"{p} is a stale FUSE mount (its process has ended); clear it with: fusermount3 -uz {p}"
-            ) from None
+            raise _stale(p) from None
         raise UsageError(f"mount point {p}: {e.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"mount point {p} is not a directory")
     if find_mount(p) is not None:
         if _dead_connection(p):  # the kernel answered stat from its cache; statfs always asks the process
-            raise UsageError(f"{p} is a stale FUSE mount (its process has ended); clear it with: fusermount3 -uz {p}")
+            raise _stale(p)
         raise UsageError(f"{p} is already mounted (unmount it first: amofs umount {p})")
     return p
+
+
+def _stale(p: Path) -> UsageError:
+    return UsageError(f"{p} is a stale FUSE mount (its process has ended); clear it with: fusermount3 -uz {p}")
 
 
 def _dead_connection(p: Path) -> bool:

@@ -189,16 +189,23 @@ def sharing(emu: Emulator, path: Path) -> OAuthTokens:
     return OAuthTokens(emu.account_url, "cid", "cid-secret", REDIRECT, *pair, save, timeout=10, shared=store)
 
 
+def two_holders(emu: Emulator, cfg: Path) -> tuple[str, OAuthTokens, OAuthTokens]:
+    """A profile in ``cfg`` held by two token sources (two mounts of it), its access token now refused, and a
+    file to ask for: (the file's uuid, first, second)."""
+    oauth_client(emu)
+    write_profile(cfg, emu, grant(emu))
+    uuid = emu.seed_file("a.txt", b"a")
+    first, second = sharing(emu, cfg), sharing(emu, cfg)
+    emu.revoke_token(str(first._access))
+    emu.reset_log()
+    return uuid, first, second
+
+
 async def test_two_mounts_of_one_profile_never_spend_the_same_refresh_token(emulator: Emulator, tmp_path: Path) -> None:
     """Refresh tokens are single-use. A second process holding the same pair, once its access token is
     refused, takes the pair the first one saved instead of spending the dead refresh token (401, mount lost)."""
-    oauth_client(emulator)
     cfg = tmp_path / "config.toml"
-    write_profile(cfg, emulator, grant(emulator))
-    uuid = emulator.seed_file("a.txt", b"a")
-    first, second = sharing(emulator, cfg), sharing(emulator, cfg)
-    emulator.revoke_token(str(first._access))
-    emulator.reset_log()
+    uuid, first, second = two_holders(emulator, cfg)
     async with client(emulator, first) as c:
         await c.get_file(uuid)
     async with client(emulator, second) as c:
@@ -209,13 +216,7 @@ async def test_two_mounts_of_one_profile_never_spend_the_same_refresh_token(emul
 
 
 async def test_simultaneous_refreshes_of_one_profile_make_one_exchange(emulator: Emulator, tmp_path: Path) -> None:
-    oauth_client(emulator)
-    cfg = tmp_path / "config.toml"
-    write_profile(cfg, emulator, grant(emulator))
-    uuid = emulator.seed_file("a.txt", b"a")
-    a, b = sharing(emulator, cfg), sharing(emulator, cfg)
-    emulator.revoke_token(str(a._access))
-    emulator.reset_log()
+    uuid, a, b = two_holders(emulator, tmp_path / "config.toml")
     async with client(emulator, a) as ca, client(emulator, b) as cb, trio.open_nursery() as n:
         for c in (ca, cb, ca, cb):
             n.start_soon(c.get_file, uuid)
