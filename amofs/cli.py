@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amofs import __version__
@@ -412,15 +411,7 @@ def _cmd_umount(args: argparse.Namespace) -> int:
     from amofs import mount, status
 
     setup_logging(None)
-
-    def uploads_under_way(p: Path) -> bool:
-        try:
-            st = status.read_status(str(p))
-        except status.StatusError:
-            return False
-        return bool(st.get("uploads_in_flight")) or bool(st.get("uploads_waiting"))
-
-    mount.unmount(args.mountpoint, uploads_under_way=uploads_under_way)
+    mount.unmount(args.mountpoint, uploads_under_way=lambda p: status.uploads_under_way(str(p)))
     return 0
 
 

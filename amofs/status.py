@@ -126,6 +126,15 @@ def _uploads(st: dict[str, Any]) -> list[dict[str, Any]]:
     return [u for u in ups if isinstance(u, dict)]
 
 
+def uploads_under_way(mountpoint: str) -> bool:
+    """Whether the mount at ``mountpoint`` is uploading or has uploads waiting (False when unreadable)."""
+    try:
+        st = read_status(mountpoint)
+    except StatusError:
+        return False
+    return bool(_uploads(st)) or bool(st.get("uploads_waiting"))
+
+
 def measure_rates(before: list[Report], after: list[Report]) -> None:
     """Give each upload in ``after`` a ``rate`` (bytes/s) from how far it moved since ``before`` (matched by
     name and size; an upload that started again from 0 gets none)."""
